@@ -1,0 +1,585 @@
+"""Audio I/O and features: one definition of every feature, forward and inverse.
+
+Everything in the collection computes spectrogram features through this module, so the
+forward transform and its inverse always share the same parameters and **the same mel
+filterbank** (the 2022 seed computed its mel with torchaudio's HTK scale and inverted it with
+librosa's Slaney scale at another sample rate; see ``tests/test_audio.py``).
+
+The default feature configuration, :data:`FEATURES`, is the one the metrics of DESIGN.md use:
+16 kHz, n_fft 1024, hop 256, 80 mel bands (Slaney scale and area normalisation, librosa's
+default filterbank), magnitude (power 1) mel, and ``log10(max(M, 1e-5))`` as the log-mel.
+
+Notebook: notebooks/01_signal_processing.ipynb
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+__all__ = [
+    "SR",
+    "AudioError",
+    "SilenceWarning",
+    "FeatureConfig",
+    "FEATURES",
+    "load",
+    "save",
+    "stft",
+    "istft",
+    "mel_filterbank",
+    "mel_spectrogram",
+    "log_mel",
+    "mfcc",
+    "griffin_lim",
+    "mel_to_magnitude",
+    "mel_to_audio",
+    "log_mel_to_audio",
+    "mfcc_to_audio",
+    "peak_normalize",
+]
+
+#: Sample rate of every model and metric in the collection (Hz).
+SR = 16_000
+
+#: Readable extensions (what libsndfile decodes reliably).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+
+
+class AudioError(Exception):
+    """The one error type for audio that cannot be used, naming the file and the reason.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Attributes:
+        path: The offending file (or ``"<array>"`` for in-memory signals).
+        reason: A short human-readable reason (``"corrupt or truncated FLAC: ..."``).
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class SilenceWarning(UserWarning):
+    """Warned when a loaded clip is (nearly) silent: it loads, but is probably a mistake.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+    """
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Parameters shared by a feature and its inverse.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Attributes:
+        sr: Sample rate in Hz.
+        n_fft: FFT size (and Hann window length) in samples.
+        hop_length: Hop between frames in samples.
+        n_mels: Number of mel bands.
+        fmin: Lowest mel-band edge in Hz.
+        fmax: Highest mel-band edge in Hz (``None`` = sr / 2).
+        htk: ``True`` for the HTK mel formula 2595·log10(1 + f/700); ``False`` for Slaney's
+            (linear below 1 kHz, logarithmic above), librosa's default.
+        norm: Filter normalisation, ``"slaney"`` (equal area) or ``None`` (peak 1).
+        power: Exponent of the magnitude before the filterbank (1 = magnitude, 2 = power).
+        log_floor: Floor applied before the logarithm of the log-mel.
+    """
+
+    sr: int = SR
+    n_fft: int = 1024
+    hop_length: int = 256
+    n_mels: int = 80
+    fmin: float = 0.0
+    fmax: float | None = None
+    htk: bool = False
+    norm: str | None = "slaney"
+    power: float = 1.0
+    log_floor: float = 1e-5
+
+    def with_(self, **changes) -> FeatureConfig:
+        """Return a copy with some fields changed.
+
+        Notebook: notebooks/01_signal_processing.ipynb
+        """
+        return replace(self, **changes)
+
+    @property
+    def frames_per_second(self) -> float:
+        """Feature frames per second (sr / hop_length)."""
+        return self.sr / self.hop_length
+
+
+#: The collection's feature definition (and that of the log-mel L1 metric in DESIGN.md).
+FEATURES = FeatureConfig()
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and saving
+# --------------------------------------------------------------------------------------------
+
+
+def _read(path: Path) -> tuple[np.ndarray, int]:
+    """Decode a file with libsndfile, turning every failure into an :class:`AudioError`."""
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    size = path.stat().st_size
+    if size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise AudioError(path, f"unsupported or unrecognised audio format ({exc})") from None
+    try:
+        y, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise AudioError(path, f"corrupt or truncated {info.format} data ({exc})") from None
+    if y.shape[0] == 0:
+        raise AudioError(path, f"contains no samples ({info.format}, header only)")
+    if info.frames > 0 and y.shape[0] < info.frames:
+        raise AudioError(path, f"truncated: header says {info.frames} frames, read {y.shape[0]}")
+    return y.T, int(sr)  # (channels, samples)
+
+
+def load(
+    path: str | os.PathLike,
+    sr: int | None = SR,
+    *,
+    mono: bool = True,
+    length: int | None = None,
+    pad: bool = True,
+    center: bool = False,
+    offset: float = 0.0,
+    duration: float | None = None,
+    min_samples: int = 1,
+    silence_db: float = -60.0,
+) -> np.ndarray:
+    """Load an audio file as float32 in [-1, 1], resampled, mono, padded or cropped.
+
+    Anything unusable raises :class:`AudioError` naming the file and the reason: missing,
+    empty (0 bytes), header without samples, corrupt or truncated data, unsupported format,
+    NaN or infinite samples, or (with ``pad=False``) shorter than ``length``. A near-silent
+    clip loads but warns with :class:`SilenceWarning`.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        path: Audio file (any format libsndfile reads: WAV, FLAC, OGG, AIFF, MP3).
+        sr: Target sample rate; the file is resampled (soxr, high quality) if it differs.
+            ``None`` keeps the file's rate.
+        mono: Average the channels (stereo is mixed down). With ``False`` the result is
+            (channels, samples).
+        length: If given, the output has exactly this many samples: longer clips are cropped,
+            shorter clips are zero-padded (right, or both sides with ``center=True``).
+        pad: With ``length`` set and ``pad=False``, a clip shorter than ``length`` raises.
+        center: Crop/pad symmetrically instead of at the end.
+        offset: Seconds skipped at the start.
+        duration: Seconds kept after ``offset``.
+        min_samples: Fewer samples than this (after resampling) raises ``AudioError``.
+        silence_db: Peak level (dBFS) under which the clip is reported as near-silent.
+
+    Returns:
+        The waveform, float32, shape (samples,) or (channels, samples).
+
+    Raises:
+        AudioError: If the file cannot be used, with the reason.
+    """
+    path = Path(path)
+    y, file_sr = _read(path)
+    if not np.all(np.isfinite(y)):
+        bad = int((~np.isfinite(y)).sum())
+        raise AudioError(path, f"{bad} NaN or infinite sample(s)")
+    if offset or duration is not None:
+        start = int(round(offset * file_sr))
+        stop = None if duration is None else start + int(round(duration * file_sr))
+        y = y[:, start:stop]
+    if mono and y.shape[0] > 1:
+        y = y.mean(axis=0, keepdims=True)
+    if sr is not None and sr != file_sr:
+        y = librosa.resample(y, orig_sr=file_sr, target_sr=sr, res_type="soxr_hq", axis=-1)
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    if y.shape[-1] < min_samples:
+        raise AudioError(path, f"too short: {y.shape[-1]} samples, need at least {min_samples}")
+    if length is not None:
+        if y.shape[-1] < length and not pad:
+            raise AudioError(path, f"too short: {y.shape[-1]} samples, need {length}")
+        y = fix_length(y, length, center=center)
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak <= 10 ** (silence_db / 20):
+        level = "digital silence" if peak == 0 else f"peak {20 * np.log10(peak):.1f} dBFS"
+        warnings.warn(f"{path}: near-silent clip ({level})", SilenceWarning, stacklevel=2)
+    return y[0] if mono else y
+
+
+def fix_length(y: np.ndarray, length: int, *, center: bool = False) -> np.ndarray:
+    """Crop or zero-pad the last axis to ``length`` samples.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        y: Signal (..., samples).
+        length: Wanted number of samples.
+        center: Crop/pad both ends equally instead of the end only.
+
+    Returns:
+        The signal with exactly ``length`` samples on the last axis.
+    """
+    n = y.shape[-1]
+    if n == length:
+        return y
+    if n > length:
+        start = (n - length) // 2 if center else 0
+        return y[..., start : start + length]
+    before = (length - n) // 2 if center else 0
+    widths = [(0, 0)] * (y.ndim - 1) + [(before, length - n - before)]
+    return np.pad(y, widths)
+
+
+def save(path: str | os.PathLike, y: np.ndarray, sr: int = SR) -> Path:
+    """Write a mono or (channels, samples) float signal as 16-bit PCM (WAV or FLAC by suffix).
+
+    Written to a temporary file first and renamed, so a crash never leaves half a file.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        path: Destination; the suffix chooses the format.
+        y: Signal in [-1, 1] (clipped), shape (samples,) or (channels, samples).
+        sr: Sample rate in Hz.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    y = np.asarray(y, dtype=np.float32)
+    if not np.all(np.isfinite(y)):
+        raise AudioError("<array>", "refusing to save NaN or infinite samples")
+    data = np.clip(y.T if y.ndim == 2 else y, -1.0, 1.0)
+    tmp = path.with_name(f".{path.name}.tmp")
+    sf.write(str(tmp), data, sr, subtype="PCM_16", format=path.suffix.lstrip(".").upper())
+    os.replace(tmp, path)
+    return path
+
+
+def peak_normalize(*signals: np.ndarray, peak: float = 0.95) -> list[np.ndarray]:
+    """Scale several signals by ONE common factor so the loudest peak is ``peak``.
+
+    Joint normalisation keeps loudness differences between an original and its
+    reconstructions audible (normalising each player separately hides them).
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        *signals: Signals to scale together.
+        peak: Target absolute peak of the loudest signal.
+
+    Returns:
+        The scaled signals, float32, in the given order.
+    """
+    top = max((float(np.max(np.abs(s))) for s in signals if np.size(s)), default=0.0)
+    gain = peak / top if top > 0 else 1.0
+    return [np.asarray(s, dtype=np.float32) * gain for s in signals]
+
+
+# --------------------------------------------------------------------------------------------
+# Forward features
+# --------------------------------------------------------------------------------------------
+
+
+def _check_signal(y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1:
+        raise AudioError("<array>", f"expected a mono signal (samples,), got shape {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise AudioError("<array>", "signal contains NaN or infinite samples")
+    return y
+
+
+def stft(y: np.ndarray, cfg: FeatureConfig = FEATURES) -> np.ndarray:
+    """Complex STFT with a Hann window, centred frames (reflect padding).
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        y: Mono signal (samples,).
+        cfg: Feature configuration (n_fft, hop_length).
+
+    Returns:
+        Complex spectrogram of shape (1 + n_fft // 2, frames).
+    """
+    y = _check_signal(y)
+    return librosa.stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, window="hann")
+
+
+def istft(S: np.ndarray, cfg: FeatureConfig = FEATURES, length: int | None = None) -> np.ndarray:
+    """Inverse of :func:`stft` (weighted overlap-add).
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        S: Complex spectrogram (1 + n_fft // 2, frames).
+        cfg: The configuration used by :func:`stft`.
+        length: Output length in samples (pads/crops exactly).
+
+    Returns:
+        The signal, float32.
+    """
+    y = librosa.istft(S, hop_length=cfg.hop_length, n_fft=cfg.n_fft, window="hann", length=length)
+    return y.astype(np.float32)
+
+
+@lru_cache(maxsize=16)
+def _mel_basis(cfg: FeatureConfig) -> np.ndarray:
+    fb = librosa.filters.mel(
+        sr=cfg.sr,
+        n_fft=cfg.n_fft,
+        n_mels=cfg.n_mels,
+        fmin=cfg.fmin,
+        fmax=cfg.fmax,
+        htk=cfg.htk,
+        norm=cfg.norm,
+    )
+    fb.setflags(write=False)
+    return fb
+
+
+def mel_filterbank(cfg: FeatureConfig = FEATURES) -> np.ndarray:
+    """The mel filterbank used by both :func:`mel_spectrogram` and its inverses.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        cfg: Feature configuration (sr, n_fft, n_mels, fmin, fmax, htk, norm).
+
+    Returns:
+        Read-only matrix of shape (n_mels, 1 + n_fft // 2).
+    """
+    return _mel_basis(cfg)
+
+
+def mel_spectrogram(y: np.ndarray, cfg: FeatureConfig = FEATURES) -> np.ndarray:
+    """Mel spectrogram ``M = F · |STFT|^power`` with the collection's filterbank ``F``.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        y: Mono signal (samples,).
+        cfg: Feature configuration.
+
+    Returns:
+        Non-negative array (n_mels, frames), float32.
+    """
+    mag = np.abs(stft(y, cfg)) ** cfg.power
+    return (mel_filterbank(cfg) @ mag).astype(np.float32)
+
+
+def log_mel(y: np.ndarray, cfg: FeatureConfig = FEATURES) -> np.ndarray:
+    """Log-mel spectrogram ``log10(max(M, floor))`` (the VQ-VAE's input and target).
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        y: Mono signal (samples,).
+        cfg: Feature configuration (``log_floor`` sets the floor, 1e-5 = -100 dB).
+
+    Returns:
+        Array (n_mels, frames), float32, values in [log10(floor), ...).
+    """
+    return np.log10(np.maximum(mel_spectrogram(y, cfg), cfg.log_floor)).astype(np.float32)
+
+
+def mfcc(y: np.ndarray, cfg: FeatureConfig = FEATURES, n_mfcc: int = 20) -> np.ndarray:
+    """MFCCs: orthonormal DCT-II of the log-power mel spectrogram in dB.
+
+    Computed from the collection's mel filterbank on the *power* mel (``power_to_db`` of
+    ``M**(2/power)``), so :func:`mfcc_to_audio` can invert it with the same filterbank.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        y: Mono signal (samples,).
+        cfg: Feature configuration.
+        n_mfcc: Number of coefficients kept (``n_mfcc = n_mels`` keeps everything).
+
+    Returns:
+        Array (n_mfcc, frames), float32.
+    """
+    power_mel = mel_spectrogram(y, cfg) ** (2.0 / cfg.power)
+    db = librosa.power_to_db(power_mel, ref=1.0, amin=cfg.log_floor**2, top_db=None)
+    return librosa.feature.mfcc(S=db, n_mfcc=n_mfcc, dct_type=2, norm="ortho").astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Inverses
+# --------------------------------------------------------------------------------------------
+
+
+def griffin_lim(
+    magnitude: np.ndarray,
+    cfg: FeatureConfig = FEATURES,
+    *,
+    n_iter: int = 32,
+    length: int | None = None,
+    momentum: float = 0.99,
+    seed: int = 0,
+) -> np.ndarray:
+    """Estimate a signal from an STFT magnitude alone (fast Griffin-Lim).
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        magnitude: |STFT| of shape (1 + n_fft // 2, frames).
+        cfg: The configuration of the STFT (n_fft, hop_length).
+        n_iter: Griffin-Lim iterations.
+        length: Output length in samples.
+        momentum: Fast Griffin-Lim momentum (Perraudin et al. 2013); 0 is the original.
+        seed: Seed of the random initial phase, so results are reproducible.
+
+    Returns:
+        The signal, float32.
+    """
+    y = librosa.griffinlim(
+        np.asarray(magnitude, dtype=np.float32),
+        n_iter=n_iter,
+        hop_length=cfg.hop_length,
+        n_fft=cfg.n_fft,
+        window="hann",
+        length=length,
+        momentum=momentum,
+        init="random",
+        random_state=seed,
+    )
+    return y.astype(np.float32)
+
+
+def mel_to_magnitude(
+    M: np.ndarray, cfg: FeatureConfig = FEATURES, *, refine_iters: int = 100
+) -> np.ndarray:
+    """Invert the filterbank: non-negative least squares ``min ‖F S − M‖², S ≥ 0``.
+
+    Uses exactly the filterbank of :func:`mel_spectrogram` (same scale, norm and rate).
+    librosa's ``nnls`` gives a fast first estimate (for 80 bands it is essentially the
+    clipped pseudo-inverse); ``refine_iters`` multiplicative updates
+    ``S ← S ⊙ FᵀM / (FᵀF S)`` (Lee & Seung's NMF rule with F fixed, which keeps S ≥ 0 and
+    never increases the error) then bring it close to the true NNLS solution. On real speech
+    this lowers the Griffin-Lim log-mel L1 from about 0.077 to 0.055 for ~0.05 s per clip.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        M: Mel spectrogram (n_mels, frames) as produced by :func:`mel_spectrogram`.
+        cfg: The configuration that produced ``M``.
+        refine_iters: Multiplicative NNLS updates after the first estimate (0 = none).
+
+    Returns:
+        STFT magnitude estimate (1 + n_fft // 2, frames), float32.
+    """
+    M = np.asarray(M, dtype=np.float32)
+    if M.ndim != 2 or M.shape[0] != cfg.n_mels:
+        raise ValueError(f"expected a mel spectrogram ({cfg.n_mels}, frames), got {M.shape}")
+    if not np.all(np.isfinite(M)):
+        raise ValueError("mel spectrogram contains NaN or infinite values")
+    M = np.maximum(M, 0.0)
+    fb = mel_filterbank(cfg)
+    S = np.maximum(librosa.util.nnls(fb, M), 1e-10).astype(np.float64)
+    if refine_iters:
+        F = fb.astype(np.float64)
+        FtF, FtM = F.T @ F, F.T @ M.astype(np.float64)
+        for _ in range(refine_iters):
+            S *= FtM / (FtF @ S + 1e-30)
+    return np.power(S, 1.0 / cfg.power).astype(np.float32)
+
+
+def mel_to_audio(
+    M: np.ndarray,
+    cfg: FeatureConfig = FEATURES,
+    *,
+    n_iter: int = 32,
+    length: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Mel spectrogram → audio: filterbank inversion, then Griffin-Lim.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        M: Mel spectrogram from :func:`mel_spectrogram` with the same ``cfg``.
+        cfg: Feature configuration.
+        n_iter: Griffin-Lim iterations.
+        length: Output length in samples.
+        seed: Seed of the initial phase.
+
+    Returns:
+        The signal, float32.
+    """
+    return griffin_lim(mel_to_magnitude(M, cfg), cfg, n_iter=n_iter, length=length, seed=seed)
+
+
+def log_mel_to_audio(
+    L: np.ndarray,
+    cfg: FeatureConfig = FEATURES,
+    *,
+    n_iter: int = 32,
+    length: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Log-mel (from :func:`log_mel`) → audio.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        L: Log-mel spectrogram (n_mels, frames), base-10 log of the mel.
+        cfg: Feature configuration.
+        n_iter: Griffin-Lim iterations.
+        length: Output length in samples.
+        seed: Seed of the initial phase.
+
+    Returns:
+        The signal, float32.
+    """
+    M = np.power(10.0, np.asarray(L, dtype=np.float64)).astype(np.float32)
+    return mel_to_audio(M, cfg, n_iter=n_iter, length=length, seed=seed)
+
+
+def mfcc_to_audio(
+    C: np.ndarray,
+    cfg: FeatureConfig = FEATURES,
+    *,
+    n_iter: int = 32,
+    length: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """MFCC (from :func:`mfcc`) → audio: inverse DCT to the dB mel, then :func:`mel_to_audio`.
+
+    Dropped coefficients are taken as zero, so fewer MFCCs give a smoother spectral envelope.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        C: MFCCs (n_mfcc, frames).
+        cfg: Feature configuration.
+        n_iter: Griffin-Lim iterations.
+        length: Output length in samples.
+        seed: Seed of the initial phase.
+
+    Returns:
+        The signal, float32.
+    """
+    power_mel = librosa.feature.inverse.mfcc_to_mel(
+        np.asarray(C, dtype=np.float32), n_mels=cfg.n_mels, dct_type=2, norm="ortho", ref=1.0
+    )
+    # mfcc_to_mel returns the power mel (db_to_power of the inverse DCT); back to cfg.power
+    M = np.power(np.maximum(power_mel, 0.0), cfg.power / 2.0)
+    return mel_to_audio(M.astype(np.float32), cfg, n_iter=n_iter, length=length, seed=seed)

@@ -1,0 +1,1 @@
+"""Complex-valued layers and networks on native ``torch.complex64`` tensors."""
