@@ -1,0 +1,260 @@
+"""Mel VQ-VAE model, checkpoints, training (exact resume, DDP) and the evaluation CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from utils.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from utils.models.vqvae import MelVQVAE
+from utils.train import main as train_main
+from utils.train import make_batch
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--set", "channels=16", "--set", "latent_dim=8", "--set", "num_codes=16",
+        "--set", "num_quantizers=3", "--set", "res_blocks=1"]
+
+
+def tiny_model(**kw) -> MelVQVAE:
+    torch.manual_seed(0)
+    cfg = dict(channels=16, latent_dim=8, num_codes=16, num_quantizers=3, res_blocks=1)
+    cfg.update(kw)
+    return MelVQVAE(**cfg)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """A Speech Commands folder: 2 words x 6 speakers of synthetic voiced sounds."""
+    root = tmp_path_factory.mktemp("words")
+    rng = np.random.default_rng(0)
+    sr = 16000
+    for w, word in enumerate(["aa", "ee"]):
+        (root / word).mkdir()
+        for s in range(6):
+            n = int(sr * (0.6 + 0.1 * s))
+            t = np.arange(n) / sr
+            f0 = 100 + 20 * s + 30 * w
+            y = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 12))
+            y = 0.3 * y * np.hanning(n) / np.abs(y).max() + 0.003 * rng.standard_normal(n)
+            sf.write(root / word / f"spk{s}_nohash_0.flac", y.astype(np.float32), sr)
+    (root / "validation_list.txt").write_text("aa/spk5_nohash_0.flac\nee/spk5_nohash_0.flac\n")
+    (root / "testing_list.txt").write_text("aa/spk4_nohash_0.flac\n")
+    return root
+
+
+# ------------------------------------------------------------------------------ model
+
+
+def test_shapes_variable_length_and_channel_last_latents():
+    """Seed defect 1 (VQ layout): the seed reshaped NCHW to (-1, D) without a permute, so each
+    'vector' was a whole channel map. Here every latent frame is one D-vector: changing one
+    input frame only changes nearby latent vectors, and z_e is [B, T', D]."""
+    m = tiny_model().eval()
+    for t in (7, 32, 63, 100):
+        x = torch.randn(2, 80, t) - 2.5
+        y, vq = m(x)
+        assert y.shape == x.shape
+        assert vq.indices.shape == (2, (t + 1) // 2, 3)
+    x = torch.randn(1, 80, 64) - 2.5
+    z = m.encode(x)
+    assert z.shape == (1, 32, 8)
+    x2 = x.clone()
+    x2[..., 60:] += 1.0
+    changed = (m.encode(x2) - z).abs().amax(dim=-1)[0] > 1e-6
+    assert not changed[:20].any() and changed[-1]
+
+
+def test_output_is_a_log_mel_never_below_the_floor():
+    """Seed defect 6: decoder outputs were raw and could be negative 'power'. Ours is a
+    log-mel clamped at the floor, so the mel 10**y is always positive."""
+    m = tiny_model()
+    with torch.no_grad():
+        m.decoder[-1].bias.fill_(-50.0)
+        y, _ = m(torch.randn(2, 80, 20))
+    assert torch.all(y >= -5.0)
+
+
+def test_bitrate_and_depth_for_budget():
+    m = MelVQVAE(num_codes=256, num_quantizers=24, channels=16, latent_dim=8, res_blocks=1)
+    assert m.latent_fps == pytest.approx(31.25)
+    assert m.bitrate_bps(5) == pytest.approx(1250.0)
+    assert m.bitrate_bps() == pytest.approx(6000.0)
+    assert m.depth_for_bitrate(1300) == 5
+    assert m.depth_for_bitrate(6000) == 24
+    with pytest.raises(ValueError, match="one stage"):
+        m.depth_for_bitrate(100)
+
+
+def test_indices_roundtrip_equals_forward_in_eval(voiced):
+    from utils.audio import log_mel
+
+    m = tiny_model().eval()
+    L = torch.from_numpy(log_mel(voiced))[None]
+    y, vq = m(L, n_q=2)
+    idx = m.encode_indices(L, 2)
+    assert torch.equal(idx, vq.indices)
+    torch.testing.assert_close(m.decode_indices(idx, L.shape[-1]), y)
+    y_wave = m.reconstruct(voiced, 2, n_iter=4)
+    assert y_wave.shape == voiced.shape and np.isfinite(y_wave).all()
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+
+def test_checkpoint_roundtrip_and_refusals(tmp_path):
+    m = tiny_model()
+    p = save_atomic(m.checkpoint(step=3), tmp_path / "m.pt")
+    m2 = MelVQVAE.from_checkpoint(p)
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, m2.state_dict()[k]), k
+    assert not list(tmp_path.glob(".*tmp"))
+
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00not a checkpoint" * 10)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(p.read_bytes()[:200])
+    other = save_atomic({**m.checkpoint(), "kind": "complex-vgg"}, tmp_path / "other.pt")
+    newer = save_atomic({**m.checkpoint(), "format_version": 99}, tmp_path / "newer.pt")
+    plain = save_atomic({"weights": torch.zeros(2)}, tmp_path / "plain.pt")
+    bigger = save_atomic(tiny_model(channels=24).checkpoint(), tmp_path / "big.pt")
+    ck = torch.load(bigger, weights_only=True)
+    ck["config"]["channels"] = 16  # config says 16 but weights are 24 wide
+    save_atomic(ck, bigger)
+    cases = {garbage: "not a loadable", truncated: "not a loadable", other: "complex-vgg",
+             newer: "newer", plain: "not a checkpoint", bigger: "do not fit",
+             tmp_path / "missing.pt": "not found"}
+    for path, reason in cases.items():
+        with pytest.raises(CheckpointError, match=reason) as err:
+            MelVQVAE.from_checkpoint(path)
+        assert str(path) in str(err.value)
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    p = tmp_path / "evil.pt"
+    torch.save({"kind": "mel-vqvae", "format_version": 1, "model": Evil()}, p)
+    with pytest.raises(CheckpointError, match="not a loadable"):
+        load_checkpoint(p)
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def test_batches_are_a_pure_function_of_seed_and_step():
+    feats = [torch.randn(80, t) for t in (30, 70, 90, 120, 50)]
+    a = make_batch(feats, 7, batch_size=4, crop=64, seed=1)
+    b = make_batch(feats, 7, batch_size=4, crop=64, seed=1)
+    c = make_batch(feats, 8, batch_size=4, crop=64, seed=1)
+    assert torch.equal(a[0], b[0]) and not torch.equal(a[0], c[0])
+    x, mask = a
+    assert x.shape == (4, 80, 64) and mask.shape == (4, 1, 64)
+    # DDP shards partition the global batch
+    r0 = make_batch(feats, 7, batch_size=4, crop=64, seed=1, rank=0, world=2)[0]
+    r1 = make_batch(feats, 7, batch_size=4, crop=64, seed=1, rank=1, world=2)[0]
+    assert torch.equal(torch.cat([r0, r1])[[0, 2, 1, 3]], x)
+
+
+def _run(data, out, *extra):
+    args = ["--data", str(data), "--out", str(out), "--batch-size", "4", "--crop-frames", "16",
+            "--val-every", "3", "--save-every", "2", "--log-every", "1", "--warmup", "2",
+            "--threads", "1", "--no-progress", *TINY, *extra]
+    assert train_main(args) == 0
+
+
+def test_resume_is_exact_and_logs_usage(tiny_data, tmp_path):
+    _run(tiny_data, tmp_path / "full", "--steps", "6")
+    _run(tiny_data, tmp_path / "split", "--steps", "6", "--stop-at", "3")
+    _run(tiny_data, tmp_path / "split", "--steps", "6", "--resume")
+    a = load_checkpoint(tmp_path / "full" / "last.pt")
+    b = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert a["step"] == b["step"] == 6
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), f"{k} differs after resume"
+    log = [json.loads(x) for x in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in log if "loss" in r]
+    vals = [r for r in log if "val_score" in r]
+    assert len(steps) == 6 and all("perplexity" in r for r in steps)
+    assert vals and all(0 < u <= 1 for u in vals[-1]["val_used@3"])
+    assert (tmp_path / "full" / "best.pt").exists()
+    best = MelVQVAE.from_checkpoint(tmp_path / "full" / "best.pt")
+    assert best.config.channels == 16
+
+
+def test_resume_with_other_settings_is_refused(tiny_data, tmp_path):
+    _run(tiny_data, tmp_path / "r", "--steps", "2")
+    with pytest.raises(CheckpointError, match="settings differ"):
+        _run(tiny_data, tmp_path / "r", "--steps", "4", "--resume", "--set", "num_codes=8")
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_hold_identical_weights(tiny_data, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "utils.train",
+           "--data", str(tiny_data), "--out", str(out), "--steps", "4", "--batch-size", "4",
+           "--crop-frames", "16", "--val-every", "4", "--threads", "1", "--no-progress",
+           "--save-rank-states", *TINY]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    w0 = torch.load(out / "rank0_final.pt", weights_only=True)["model"]
+    w1 = torch.load(out / "rank1_final.pt", weights_only=True)["model"]
+    assert w0.keys() == w1.keys()
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), f"{k} differs between ranks"
+    single = tiny_model(num_codes=16)
+    assert any(not torch.equal(w0[k], v) for k, v in single.state_dict().items())
+
+
+# ------------------------------------------------------------------------------ evaluation
+
+
+def test_evaluate_cli_counts_failures_and_ends_with_json(tiny_data, tmp_path, capsys):
+    from utils.evaluate import main as eval_main
+
+    _run(tiny_data, tmp_path / "e", "--steps", "2")
+    clips = tmp_path / "clips"
+    (clips / "sub").mkdir(parents=True)
+    for f in sorted(tiny_data.rglob("*.flac"))[:3]:
+        (clips / "sub" / f.name).write_bytes(f.read_bytes())
+    (clips / "broken.wav").write_bytes(b"RIFF....garbage")
+    ck = tmp_path / "e" / "best.pt"
+    assert eval_main([str(ck), str(clips), "--json", "--max-bitrate", "200", "--no-progress",
+                      "--no-stoi", "--gl-iters", "4"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    res = json.loads(last)
+    assert res["n_clips"] == 3 and res["n_failed"] == 1
+    assert res["depth"] == 1 and res["bitrate_bps"] == pytest.approx(125.0)
+    assert {"pesq_wb", "logmel_l1", "bitrate_bps"} <= res.keys()
+    assert 0 < res["logmel_l1"] < 5
+
+    assert eval_main(["-", str(clips), "--baseline", "griffinlim", "--json", "--no-progress",
+                      "--no-stoi", "--gl-iters", "8"]) == 0
+    gl = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert gl["logmel_l1"] < res["logmel_l1"]
+
+
+@pytest.mark.parametrize("baseline, tool", [("codec2", "c2enc"), ("opus", "opusenc")])
+def test_codec_baselines_when_installed(baseline, tool, voiced):
+    import shutil
+
+    from utils import evaluate
+    from utils.metrics import evaluate_pair
+
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} not installed")
+    fn = evaluate.codec2_roundtrip if baseline == "codec2" else evaluate.opus_roundtrip
+    y = fn(voiced)
+    assert abs(len(y) - len(voiced)) < 2000
+    assert evaluate_pair(voiced, y)["logmel_l1"] < 1.0

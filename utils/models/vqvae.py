@@ -1,0 +1,323 @@
+"""A mel-spectrogram VQ-VAE codec: log-mel → encoder → residual VQ → decoder → log-mel.
+
+The model works on the collection's log-mel (:data:`utils.audio.FEATURES`: 80 bands, hop 256
+at 16 kHz, ``log10(max(M, 1e-5))``), treats mel bands as channels and convolves over time,
+so any clip length works (it is padded to a multiple of the downsampling factor and the
+output cropped back). The bit rate is a parameter of the configuration::
+
+    bit rate = (frames per second / downsample) × Σ_stages log2(codebook size)
+
+e.g. 62.5 / 2 × 5 × 8 = 1250 bps with 5 stages of 256 codes, 6000 bps with 24 stages. One
+trained model serves every depth of the ladder thanks to quantizer dropout
+(:class:`utils.vq.ResidualVQ`). Audio comes back through the same filterbank inversion and
+Griffin-Lim as everything else (:func:`utils.audio.log_mel_to_audio`).
+
+Compared with the 2022 seed: the quantizer sees channel-last vectors (one D-dimensional vector
+per latent frame, not whole channel maps), the target is the log-mel (not raw power), the
+output is a log-mel so it can never be a negative power, and there is no dead codebook loss.
+
+Notebook: notebooks/02_vq_vae.ipynb
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from utils.audio import FEATURES, FeatureConfig, log_mel, log_mel_to_audio
+from utils.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
+from utils.vq import ResidualVQ, VQOutput
+
+__all__ = ["VQVAEConfig", "MelVQVAE", "MODEL_KIND"]
+
+#: Written into checkpoints; a checkpoint of another kind is refused with a clear error.
+MODEL_KIND = "mel-vqvae"
+
+
+@dataclass
+class VQVAEConfig:
+    """Hyper-parameters of :class:`MelVQVAE` (stored in every checkpoint).
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Attributes:
+        n_mels: Mel bands of the input (must match the feature configuration).
+        channels: Width of the convolutional trunk.
+        latent_dim: Dimension D of each quantized vector.
+        downsample_log2: Number of stride-2 stages: the latent frame rate is
+            62.5 / 2**downsample_log2 frames per second.
+        res_blocks: Residual blocks before and after the resampling stages.
+        num_codes: Codebook size K of every residual stage.
+        num_quantizers: Maximum number of residual stages.
+        quantizer_dropout: Train every depth 1..num_quantizers (one model, many bit rates).
+        decay: EMA decay of the codebooks.
+        beta: Commitment weight.
+        dead_code_threshold: Dead-code restart threshold relative to N/K.
+        mel_mean: Input normalisation mean (log10 units).
+        mel_std: Input normalisation standard deviation (log10 units).
+        log_floor: log10 of the feature floor; outputs are clamped to it.
+    """
+
+    n_mels: int = 80
+    channels: int = 192
+    latent_dim: int = 64
+    downsample_log2: int = 1
+    res_blocks: int = 2
+    num_codes: int = 256
+    num_quantizers: int = 24
+    quantizer_dropout: bool = True
+    decay: float = 0.99
+    beta: float = 0.25
+    dead_code_threshold: float = 0.05
+    mel_mean: float = -2.5
+    mel_std: float = 1.2
+    log_floor: float = -5.0
+
+
+class ResBlock(nn.Module):
+    """Residual unit: dilated conv → GELU → 1×1 conv, added to the input."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.GELU(),
+            nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation),
+            nn.GELU(),
+            nn.Conv1d(channels, channels, 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        return x + self.net(x)
+
+
+def _stack(channels: int, n: int) -> list[nn.Module]:
+    return [ResBlock(channels, 3**i) for i in range(n)]
+
+
+class MelVQVAE(nn.Module):
+    """VQ-VAE codec on log-mel spectrograms with a residual VQ bottleneck.
+
+    Shapes: input log-mel ``[B, n_mels, T]`` → latent ``[B, T', D]`` (channel-last, one vector
+    per latent frame, ``T' = ceil(T / 2**downsample_log2)``) → output ``[B, n_mels, T]``.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        config: A :class:`VQVAEConfig` (or keyword overrides of the default).
+        features: Feature configuration of the log-mel the model reads and writes.
+    """
+
+    def __init__(
+        self, config: VQVAEConfig | None = None, features: FeatureConfig = FEATURES, **overrides
+    ) -> None:
+        super().__init__()
+        cfg = config or VQVAEConfig()
+        if overrides:
+            cfg = VQVAEConfig(**{**asdict(cfg), **overrides})
+        if cfg.n_mels != features.n_mels:
+            raise ValueError(f"n_mels {cfg.n_mels} != feature n_mels {features.n_mels}")
+        self.config = cfg
+        self.features = features
+        c, d = cfg.channels, cfg.latent_dim
+        enc: list[nn.Module] = [nn.Conv1d(cfg.n_mels, c, 5, padding=2), *_stack(c, cfg.res_blocks)]
+        for _ in range(cfg.downsample_log2):
+            enc += [nn.GELU(), nn.Conv1d(c, c, 4, stride=2, padding=1)]
+        enc += [*_stack(c, cfg.res_blocks), nn.GELU(), nn.Conv1d(c, d, 1)]
+        self.encoder = nn.Sequential(*enc)
+        self.quantizer = ResidualVQ(
+            d,
+            cfg.num_codes,
+            cfg.num_quantizers,
+            quantizer_dropout=cfg.quantizer_dropout,
+            decay=cfg.decay,
+            beta=cfg.beta,
+            dead_code_threshold=cfg.dead_code_threshold,
+        )
+        dec: list[nn.Module] = [nn.Conv1d(d, c, 3, padding=1), *_stack(c, cfg.res_blocks)]
+        for _ in range(cfg.downsample_log2):
+            dec += [nn.GELU(), nn.ConvTranspose1d(c, c, 4, stride=2, padding=1)]
+        dec += [*_stack(c, cfg.res_blocks), nn.GELU(), nn.Conv1d(c, cfg.n_mels, 5, padding=2)]
+        self.decoder = nn.Sequential(*dec)
+
+    # ------------------------------------------------------------------ rates and shapes
+
+    @property
+    def factor(self) -> int:
+        """Time downsampling factor between mel frames and latent frames."""
+        return 2**self.config.downsample_log2
+
+    @property
+    def latent_fps(self) -> float:
+        """Latent frames per second."""
+        return self.features.frames_per_second / self.factor
+
+    def bitrate_bps(self, n_q: int | None = None) -> float:
+        """Bit rate in bits per second when ``n_q`` residual stages are sent (default all).
+
+        Notebook: notebooks/02_vq_vae.ipynb
+        """
+        return self.quantizer.bitrate_bps(self.latent_fps, n_q)
+
+    def depth_for_bitrate(self, max_bps: float) -> int:
+        """Deepest number of stages whose bit rate is at most ``max_bps``.
+
+        Notebook: notebooks/02_vq_vae.ipynb
+
+        Raises:
+            ValueError: If even one stage exceeds ``max_bps``.
+        """
+        depths = range(1, self.config.num_quantizers + 1)
+        fits = [n for n in depths if self.bitrate_bps(n) <= max_bps]
+        if not fits:
+            raise ValueError(f"one stage needs {self.bitrate_bps(1):.0f} bps > {max_bps:.0f} bps")
+        return max(fits)
+
+    # ------------------------------------------------------------------ network
+
+    def _pad(self, x: Tensor) -> tuple[Tensor, int]:
+        t = x.shape[-1]
+        pad = (-t) % self.factor
+        if pad:
+            x = nn.functional.pad(x, (0, pad), value=self.config.log_floor)
+        return x, t
+
+    def encode(self, logmel: Tensor) -> Tensor:
+        """Continuous latents ``z_e`` ``[B, T', D]`` (channel-last) of a log-mel batch.
+
+        Notebook: notebooks/02_vq_vae.ipynb
+        """
+        x, _ = self._pad(logmel)
+        x = (x - self.config.mel_mean) / self.config.mel_std
+        return self.encoder(x).transpose(1, 2).contiguous()
+
+    def decode(self, z_q: Tensor, length: int | None = None) -> Tensor:
+        """Log-mel ``[B, n_mels, T]`` from (quantized) latents ``[B, T', D]``.
+
+        Notebook: notebooks/02_vq_vae.ipynb
+        """
+        y = self.decoder(z_q.transpose(1, 2)) * self.config.mel_std + self.config.mel_mean
+        y = y.clamp_min(self.config.log_floor)
+        return y if length is None else y[..., :length]
+
+    def forward(self, logmel: Tensor, n_q: int | None = None) -> tuple[Tensor, VQOutput]:
+        """Reconstruct a log-mel batch ``[B, n_mels, T]``.
+
+        Notebook: notebooks/02_vq_vae.ipynb
+
+        Args:
+            logmel: Input log-mel.
+            n_q: Residual stages used (``None``: random depth in training, all in eval).
+
+        Returns:
+            ``(reconstruction [B, n_mels, T], VQOutput)``.
+        """
+        if logmel.dim() != 3 or logmel.shape[1] != self.config.n_mels:
+            raise ValueError(f"expected [B, {self.config.n_mels}, T], got {tuple(logmel.shape)}")
+        z_e = self.encode(logmel)
+        vq = self.quantizer(z_e, n_q)
+        return self.decode(vq.quantized, logmel.shape[-1]), vq
+
+    @torch.no_grad()
+    def encode_indices(self, logmel: Tensor, n_q: int | None = None) -> Tensor:
+        """The codec's bit stream: indices ``[B, T', n_q]``.
+
+        Notebook: notebooks/02_vq_vae.ipynb
+        """
+        return self.quantizer.encode(self.encode(logmel), n_q)
+
+    @torch.no_grad()
+    def decode_indices(self, indices: Tensor, length: int | None = None) -> Tensor:
+        """Log-mel from indices ``[B, T', n]`` (the first ``n`` stages).
+
+        Notebook: notebooks/02_vq_vae.ipynb
+        """
+        return self.decode(self.quantizer.decode(indices), length)
+
+    # ------------------------------------------------------------------ audio in, audio out
+
+    @torch.no_grad()
+    def reconstruct_log_mel(self, y: np.ndarray, n_q: int | None = None) -> np.ndarray:
+        """Log-mel of a waveform after encoding and decoding with ``n_q`` stages.
+
+        Notebook: notebooks/02_vq_vae.ipynb
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            L = torch.from_numpy(log_mel(y, self.features))[None]
+            idx = self.encode_indices(L, n_q)
+            return self.decode_indices(idx, L.shape[-1])[0].numpy()
+        finally:
+            self.train(was_training)
+
+    def reconstruct(
+        self, y: np.ndarray, n_q: int | None = None, *, n_iter: int = 32, seed: int = 0
+    ) -> np.ndarray:
+        """Encode a waveform at depth ``n_q``, decode, and invert the mel (Griffin-Lim).
+
+        Notebook: notebooks/02_vq_vae.ipynb
+
+        Args:
+            y: Mono waveform at the feature sample rate.
+            n_q: Residual stages (bit rate :meth:`bitrate_bps`); default all.
+            n_iter: Griffin-Lim iterations.
+            seed: Initial-phase seed.
+
+        Returns:
+            The reconstructed waveform, same length as ``y``.
+        """
+        L_hat = self.reconstruct_log_mel(y, n_q)
+        return log_mel_to_audio(L_hat, self.features, n_iter=n_iter, length=len(y), seed=seed)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint(self, **extra) -> dict:
+        """A checkpoint dict (kind, format, config, features, weights, plus ``extra``).
+
+        Notebook: notebooks/02_vq_vae.ipynb
+        """
+        return {
+            "kind": MODEL_KIND,
+            "format_version": FORMAT_VERSION,
+            "config": asdict(self.config),
+            "features": asdict(self.features),
+            "model": self.state_dict(),
+            **extra,
+        }
+
+    @classmethod
+    def from_checkpoint(cls, path, map_location: str = "cpu") -> MelVQVAE:
+        """Rebuild a model from a checkpoint file (loaded with ``weights_only=True``).
+
+        Notebook: notebooks/02_vq_vae.ipynb
+
+        Raises:
+            CheckpointError: Not a mel VQ-VAE checkpoint, or weights that do not fit.
+        """
+        ckpt = load_checkpoint(path, MODEL_KIND, map_location=map_location)
+        try:
+            model = cls(VQVAEConfig(**ckpt["config"]), FeatureConfig(**ckpt["features"]))
+            model.load_state_dict(ckpt["model"])
+        except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+            raise CheckpointError(path, f"weights do not fit this model ({exc})") from None
+        model.eval()
+        return model
+
+    def num_parameters(self) -> int:
+        """Number of trainable parameters.
+
+        Notebook: notebooks/02_vq_vae.ipynb
+        """
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def bits_per_frame(num_codes: int, num_quantizers: int) -> float:
+    """Bits of one latent frame with ``num_quantizers`` stages of ``num_codes`` codes.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+    return num_quantizers * math.log2(num_codes)
