@@ -284,3 +284,47 @@ def table(records: Sequence[Mapping[str, object]], floatfmt: str = "{:.3f}") -> 
         "<tr>" + "".join(f"<td>{fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in records
     )
     return HTML(f"<table><tr>{head}</tr>{body}</table>")
+
+
+def feature_explorer(
+    y: np.ndarray,
+    sr: int = SR,
+    n_fft: int = 1024,
+    hop_length: int = 256,
+    n_mels: int = 80,
+    *,
+    n_iter: int = 16,
+):
+    """Callback of notebook 01's ``interact``: STFT and mel of ``y`` for chosen parameters.
+
+    Draws the dB spectrogram and the log-mel side by side and returns a player table of the
+    original and its Griffin-Lim reconstruction from that mel, so the effect of n_fft / hop /
+    n_mels can be both seen and heard.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        y: Mono signal.
+        sr: Sample rate.
+        n_fft: FFT size (window length).
+        hop_length: Hop in samples (must not exceed n_fft).
+        n_mels: Mel bands.
+        n_iter: Griffin-Lim iterations for the audible reconstruction.
+
+    Returns:
+        ``(fig, player_html)``.
+    """
+    from utils.audio import mel_spectrogram, mel_to_audio, stft
+
+    if hop_length > n_fft:
+        raise ValueError(f"hop_length {hop_length} > n_fft {n_fft}: frames would leave gaps")
+    cfg = FEATURES.with_(sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3), layout="constrained")
+    S_db = librosa.amplitude_to_db(np.abs(stft(y, cfg)), ref=np.max, top_db=80)
+    spectrogram(S_db, sr, hop_length, ax=a, y_axis="linear",
+                title=f"|STFT| n_fft={n_fft}, hop={hop_length}")
+    M = mel_spectrogram(y, cfg)
+    spectrogram(librosa.amplitude_to_db(M, ref=np.max, top_db=80), sr, hop_length, ax=b,
+                y_axis="mel", title=f"mel, {n_mels} bands")
+    y_hat = mel_to_audio(M, cfg, n_iter=n_iter, length=len(y))
+    return fig, player_table({"original": y, f"Griffin-Lim from {n_mels}-band mel": y_hat}, sr)

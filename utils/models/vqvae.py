@@ -79,7 +79,10 @@ class VQVAEConfig:
 
 
 class ResBlock(nn.Module):
-    """Residual unit: dilated conv → GELU → 1×1 conv, added to the input."""
+    """Residual unit: GELU → dilated conv → GELU → 1×1 conv, added to the input.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
 
     def __init__(self, channels: int, dilation: int) -> None:
         super().__init__()
