@@ -85,9 +85,8 @@ def _public_defs(path: Path):
 
 def test_every_public_utils_function_names_an_existing_notebook():
     """Google docstrings with a 'Notebook:' back-reference (the libfmp convention); the named
-    notebook must exist (or be a reserved number of the collection's plan)."""
-    planned = {"01_signal_processing", "02_vq_vae", "05_complex_layers", "06_complex_networks"}
-    existing = {p.stem for p in NOTEBOOKS} | planned
+    notebook must exist."""
+    existing = {p.stem for p in NOTEBOOKS}
     missing = []
     for path in sorted((ROOT / "utils").rglob("*.py")):
         for node in _public_defs(path):

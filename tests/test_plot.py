@@ -52,3 +52,15 @@ def test_feature_explorer_callback(voiced):
 def test_table_formats_floats_and_nan():
     html = plot.table([{"system": "x", "pesq": 2.5, "l1": float("nan")}]).data
     assert "2.500" in html and "n/a" in html
+
+
+def test_figure_png_renders_and_closes(voiced):
+    fig, _, _ = plot.waveform(voiced)
+    png = plot.figure_png(fig)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    assert not plt.fignum_exists(fig.number)
+
+
+def test_reconstruction_explorer_callback(voiced):
+    png, html = plot.reconstruction_explorer(voiced, lambda x: 0.5 * x, "half")
+    assert png[:4] == b"\x89PNG" and html.count("<audio") == 2 and "half" in html

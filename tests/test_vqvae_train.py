@@ -238,6 +238,8 @@ def test_evaluate_cli_counts_failures_and_ends_with_json(tiny_data, tmp_path, ca
     assert res["depth"] == 1 and res["bitrate_bps"] == pytest.approx(125.0)
     assert {"pesq_wb", "logmel_l1", "bitrate_bps"} <= res.keys()
     assert 0 < res["logmel_l1"] < 5
+    assert len(res["codebook_used_fraction"]) == 1 and 0 < res["codebook_used_fraction"][0] <= 1
+    assert res["codebook_perplexity"][0] >= 1
 
     assert eval_main(["-", str(clips), "--baseline", "griffinlim", "--json", "--no-progress",
                       "--no-stoi", "--gl-iters", "8"]) == 0

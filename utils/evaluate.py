@@ -31,11 +31,23 @@ from pathlib import Path
 import librosa
 import numpy as np
 import soundfile as sf
+import torch
 
-from utils.audio import FEATURES, SR, AudioError, load, mel_spectrogram, mel_to_audio
+from utils.audio import (
+    FEATURES,
+    SR,
+    AudioError,
+    load,
+    log_mel,
+    log_mel_to_audio,
+    mel_spectrogram,
+    mel_to_audio,
+)
 from utils.metrics import STOI_CAVEAT, align, logmel_l1, pesq_wb, stoi
 
-__all__ = ["find_audio", "codec2_roundtrip", "opus_roundtrip", "evaluate", "main"]
+__all__ = [
+    "find_audio", "codec2_roundtrip", "opus_roundtrip", "evaluate", "codebook_usage", "main"
+]
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 
@@ -159,6 +171,27 @@ def evaluate(
     }
 
 
+def codebook_usage(counts: torch.Tensor) -> dict[str, list[float]]:
+    """Per-stage usage of transmitted indices: share of codes used, perplexity, entropy (bits).
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        counts: ``[stages, K]`` number of times each code was sent.
+
+    Returns:
+        ``{"codebook_used_fraction": [...], "codebook_perplexity": [...],
+        "codebook_entropy_bits": [...]}``, one value per stage.
+    """
+    p = counts / counts.sum(dim=1, keepdim=True).clamp_min(1)
+    ent = -(p * p.clamp_min(1e-30).log2()).sum(dim=1)
+    return {
+        "codebook_used_fraction": [round(float(u), 4) for u in (counts > 0).float().mean(1)],
+        "codebook_perplexity": [round(float(v), 1) for v in 2**ent],
+        "codebook_entropy_bits": [round(float(v), 3) for v in ent],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m utils.evaluate``.
 
@@ -212,17 +245,21 @@ def main(argv: list[str] | None = None) -> int:
         ) or model.config.num_quantizers
         bitrate = model.bitrate_bps(depth)
         system = f"mel VQ-VAE, {depth} stage(s)"
-        model.quantizer.reset_usage()
         info["depth"] = depth
+        counts = torch.zeros(depth, model.config.num_codes)
 
         def rec(y):
-            return model.reconstruct(y, depth, n_iter=a.gl_iters)
+            # the codec path itself: indices (the bit stream) -> log-mel -> Griffin-Lim
+            L = torch.from_numpy(log_mel(y, model.features))[None]
+            idx = model.encode_indices(L, depth)
+            for s in range(depth):
+                counts[s] += torch.bincount(idx[..., s].flatten(), minlength=counts.shape[1])
+            L_hat = model.decode_indices(idx, L.shape[-1])[0].numpy()
+            return log_mel_to_audio(L_hat, model.features, n_iter=a.gl_iters, length=len(y))
 
     res = evaluate(files, rec, with_stoi=not a.no_stoi, progress=not a.no_progress)
     if a.baseline is None:
-        usage = model.quantizer.usage()[:depth]
-        info["codebook_used_fraction"] = [round(u["used_fraction"], 4) for u in usage]
-        info["codebook_perplexity"] = [round(u["perplexity"], 1) for u in usage]
+        info.update(codebook_usage(counts))
     if a.per_clip:
         a.per_clip.write_text(json.dumps(res["per_clip"], indent=1))
     summary = {

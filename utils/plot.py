@@ -328,3 +328,51 @@ def feature_explorer(
                 y_axis="mel", title=f"mel, {n_mels} bands")
     y_hat = mel_to_audio(M, cfg, n_iter=n_iter, length=len(y))
     return fig, player_table({"original": y, f"Griffin-Lim from {n_mels}-band mel": y_hat}, sr)
+
+
+def figure_png(fig, dpi: int | None = None) -> bytes:
+    """Render a figure to PNG bytes and close it (for ``ipywidgets.Image`` in callbacks).
+
+    Interactive callbacks in this collection update ``Image``/``HTML`` widgets instead of
+    displaying into ``interact``'s output area: displaying audio players there can deadlock
+    headless execution (jupyter/nbconvert#2029, jupyter/nbclient#312).
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        fig: A matplotlib figure.
+        dpi: Resolution (default: the figure's).
+
+    Returns:
+        The PNG file's bytes.
+    """
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def reconstruction_explorer(
+    y: np.ndarray,
+    reconstruct,
+    label: str = "reconstruction",
+    cfg: FeatureConfig = FEATURES,
+):
+    """Callback of notebook 02's ``interact``: original vs one reconstruction, seen and heard.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        y: Mono signal at ``cfg.sr``.
+        reconstruct: Function waveform → reconstructed waveform (e.g. a codec at one bit rate).
+        label: Name of the reconstruction (row title and player column).
+        cfg: Feature configuration of the figure.
+
+    Returns:
+        ``(png_bytes, player_html)``: the log-mel rows as PNG and an HTML player table.
+    """
+    y_hat = np.asarray(reconstruct(y), dtype=np.float32)
+    fig, _, _ = spectrogram_rows({"original": y, label: y_hat}, cfg, row_height=1.6)
+    return figure_png(fig), player_table({"original": y, label: y_hat}, cfg.sr).data
