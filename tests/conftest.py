@@ -6,9 +6,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Unit tests use tiny tensors: one intra-op thread avoids OpenMP barrier stalls that make
+    small ops 10-40x slower on a loaded 2-core machine. (Notebooks and subprocesses choose
+    their own thread counts.)"""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture

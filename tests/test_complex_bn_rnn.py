@@ -22,14 +22,6 @@ from utils.complex.rnn import ComplexGRU, ComplexLSTM, ComplexLSTMState, combine
 
 C128 = torch.complex128
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP barrier stalls on a loaded 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 F64 = torch.float64
 
 

@@ -47,16 +47,6 @@ CD = torch.complex128
 TOL = 1e-10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors gain nothing from threads, and on a loaded 2-core machine every OpenMP region
-    of pooling/convolution kernels can stall for a scheduler slice (measured: 50 s instead of 3 s
-    for this file). Restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def crandn(*shape: int, seed: int = 0, requires_grad: bool = False) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)

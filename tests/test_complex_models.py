@@ -25,14 +25,6 @@ from utils.complex.models import (
 C64 = torch.complex64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP barrier stalls on a loaded 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def cinput(*shape: int, seed: int = 0) -> torch.Tensor:
     return torch.randn(shape, dtype=C64, generator=torch.Generator().manual_seed(seed))

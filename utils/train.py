@@ -297,7 +297,8 @@ def train(args: argparse.Namespace) -> dict:
         if log and (step % args.log_every == 0 or step == stop):
             record = {
                 "step": step, "loss": float(loss.detach()), "recon_l1": float(recon.detach()),
-                "commitment": float(vq.commitment_loss), "depth": int(vq.indices.shape[-1]),
+                "commitment": float(vq.commitment_loss.detach()),
+                "depth": int(vq.indices.shape[-1]),
                 "perplexity": [round(float(p), 1) for p in vq.perplexity[:4]],
                 "lr": sched.get_last_lr()[0], "time_s": round(time.time() - t0, 1),
             }
