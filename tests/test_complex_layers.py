@@ -733,3 +733,10 @@ def test_seed_defect_split_activations_only_no_phase_preserving_option():
         assert max_err(CReLU()(phase * z), phase * CReLU()(z)) > 0.1
         out = mod(z)
         assert max_err(torch.angle(out[out != 0]), torch.angle(z[out != 0])) < 1e-9
+
+
+def test_package_reexports_resolve():
+    import utils.complex as cplx
+
+    missing = [name for name in cplx.__all__ if not hasattr(cplx, name)]
+    assert not missing and cplx.ComplexConv2d is ComplexConv2d
