@@ -592,14 +592,15 @@ class ComplexConv2d(_ComplexConvNd):
     medians of interleaved repeats, ms; VGG-like 8x64->64x32x32 k3 p1 / DCUNet-like
     4x45->90x128x64 k(5,3) s2; complexPyTorch / native complex64 / gauss / block / one real conv):
 
+    * 2 threads, idle machine (``benchmarks/results/complex_speed.json``): VGG
+      44.2 / 34.3 / 28.9 / 33.5 / 8.7; DCUNet 94.3 / 69.1 / 56.6 / 67.8 / 17.8 -- Gauss
+      fastest on both shapes, 1.19-1.22x native complex64 and 3.2-3.3x one real NCHW conv.
     * 1 thread: VGG 116 / 95 / 73 / 87 / 23.7; DCUNet 163 / 124 / 99 / 115 / 30.7 -- Gauss
-      fastest on both shapes (two runs), about 3.1-3.2x one real NCHW conv.
-    * 2 threads, on a machine where another job kept both cores busy (load average 4-6): VGG
+      fastest too.
+    * 2 threads while another job kept both cores busy (load average 4-6): VGG
       646 / 585 / 335 / 260 / 97; DCUNet 629 / 603 / 404 / 331 / 128 -- the single-call
       ``"block"`` kernel won, because under contention every extra parallel region costs a
-      scheduler slice and Gauss launches about three times as many kernels. An earlier, lightly
-      loaded 2-thread measurement (load average 2, a prototype script with the same kernel
-      structure) had Gauss ahead: 23.6 vs 30.2 ms (VGG), 94 vs 100 ms (DCUNet).
+      scheduler slice and Gauss launches about three times as many kernels.
 
     Gauss is the default because it is fastest whenever the cores are not oversubscribed (the
     notebook setting); pass ``impl="block"`` on a shared, overloaded CPU.
