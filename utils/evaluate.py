@@ -33,16 +33,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from utils.audio import (
-    FEATURES,
-    SR,
-    AudioError,
-    load,
-    log_mel,
-    log_mel_to_audio,
-    mel_spectrogram,
-    mel_to_audio,
-)
+from utils.audio import FEATURES, SR, AudioError, load, mel_spectrogram, mel_to_audio
 from utils.metrics import STOI_CAVEAT, align, logmel_l1, pesq_wb, stoi
 
 __all__ = [
@@ -249,13 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         counts = torch.zeros(depth, model.config.num_codes)
 
         def rec(y):
-            # the codec path itself: indices (the bit stream) -> log-mel -> Griffin-Lim
-            L = torch.from_numpy(log_mel(y, model.features))[None]
-            idx = model.encode_indices(L, depth)
+            idx = model.encode_audio(y, depth)  # the bit stream; its codes are counted
             for s in range(depth):
                 counts[s] += torch.bincount(idx[..., s].flatten(), minlength=counts.shape[1])
-            L_hat = model.decode_indices(idx, L.shape[-1])[0].numpy()
-            return log_mel_to_audio(L_hat, model.features, n_iter=a.gl_iters, length=len(y))
+            return model.decode_audio(idx, len(y), n_iter=a.gl_iters)
 
     res = evaluate(files, rec, with_stoi=not a.no_stoi, progress=not a.no_progress)
     if a.baseline is None:

@@ -50,6 +50,11 @@ def setup(dpi: int = 80) -> None:
     )
 
 
+def _log_mel_db(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """The collection's log-mel in dB (20·log10 for a magnitude mel, 10·log10 for power)."""
+    return (20.0 if cfg.power == 1 else 10.0) * log_mel(np.asarray(y, dtype=np.float32), cfg)
+
+
 def _axes(ax: plt.Axes | None, figsize: tuple[float, float] = (8, 2.6)):
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize, layout="constrained")
@@ -162,7 +167,7 @@ def log_mel_figure(
     Returns:
         ``(fig, ax, image)``.
     """
-    db = 20.0 * log_mel(y, cfg) if cfg.power == 1 else 10.0 * log_mel(y, cfg)
+    db = _log_mel_db(y, cfg)
     kwargs.setdefault("vmin", float(db.max()) - 80.0)
     return spectrogram(
         db, cfg.sr, cfg.hop_length, ax=ax, y_axis="mel", title=title, fmax=cfg.fmax, **kwargs
@@ -194,8 +199,7 @@ def spectrogram_rows(
         n, 1, figsize=(width, row_height * n), sharex=True, squeeze=False, layout="constrained"
     )
     axes = axes[:, 0]
-    scale = 20.0 if cfg.power == 1 else 10.0
-    dbs = {k: scale * log_mel(np.asarray(v, dtype=np.float32), cfg) for k, v in signals.items()}
+    dbs = {k: _log_mel_db(v, cfg) for k, v in signals.items()}
     top = max(float(d.max()) for d in dbs.values())
     images = []
     for ax, (label, db) in zip(axes, dbs.items(), strict=True):

@@ -35,7 +35,7 @@ from utils.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from utils.data import SpeechCommands
 from utils.models.vqvae import MODEL_KIND, MelVQVAE, VQVAEConfig
 
-__all__ = ["TrainArgs", "parse_args", "train", "load_log_mels", "make_batch", "main"]
+__all__ = ["parse_args", "train", "load_log_mels", "make_batch", "main"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,8 +73,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="model hyper-parameter override, e.g. --set channels=128")
     return p.parse_args(argv)
 
-
-TrainArgs = argparse.Namespace
 
 
 def _model_config(overrides: list[str]) -> VQVAEConfig:

@@ -243,19 +243,32 @@ class MelVQVAE(nn.Module):
     # ------------------------------------------------------------------ audio in, audio out
 
     @torch.no_grad()
-    def reconstruct_log_mel(self, y: np.ndarray, n_q: int | None = None) -> np.ndarray:
-        """Log-mel of a waveform after encoding and decoding with ``n_q`` stages.
+    def encode_audio(self, y: np.ndarray, n_q: int | None = None) -> Tensor:
+        """The codec's encoder: a waveform → indices ``[1, T', n_q]`` (what is transmitted).
 
         Notebook: notebooks/02_vq_vae.ipynb
         """
-        was_training = self.training
-        self.eval()
-        try:
-            L = torch.from_numpy(log_mel(y, self.features))[None]
-            idx = self.encode_indices(L, n_q)
-            return self.decode_indices(idx, L.shape[-1])[0].numpy()
-        finally:
-            self.train(was_training)
+        return self.encode_indices(torch.from_numpy(log_mel(y, self.features))[None], n_q)
+
+    def decode_audio(
+        self, indices: Tensor, length: int, *, n_iter: int = 32, seed: int = 0
+    ) -> np.ndarray:
+        """The codec's decoder: indices → log-mel → filterbank inversion and Griffin-Lim.
+
+        Notebook: notebooks/02_vq_vae.ipynb
+
+        Args:
+            indices: ``[1, T', n]`` from :meth:`encode_audio` (the first ``n`` stages).
+            length: Output length in samples.
+            n_iter: Griffin-Lim iterations.
+            seed: Initial-phase seed.
+
+        Returns:
+            The waveform, float32.
+        """
+        frames = 1 + length // self.features.hop_length
+        L_hat = self.decode_indices(indices, frames)[0].numpy()
+        return log_mel_to_audio(L_hat, self.features, n_iter=n_iter, length=length, seed=seed)
 
     def reconstruct(
         self, y: np.ndarray, n_q: int | None = None, *, n_iter: int = 32, seed: int = 0
@@ -273,8 +286,7 @@ class MelVQVAE(nn.Module):
         Returns:
             The reconstructed waveform, same length as ``y``.
         """
-        L_hat = self.reconstruct_log_mel(y, n_q)
-        return log_mel_to_audio(L_hat, self.features, n_iter=n_iter, length=len(y), seed=seed)
+        return self.decode_audio(self.encode_audio(y, n_q), len(y), n_iter=n_iter, seed=seed)
 
     # ------------------------------------------------------------------ checkpoints
 
