@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.complex.models import (
+from utils.models.complex_cnn import (
     VGG_CONFIGS,
     ComplexGoogLeNet,
     ComplexLeNet,

@@ -14,9 +14,10 @@ import soundfile as sf
 import torch
 
 from utils.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from utils.evaluate import main as eval_main
 from utils.models.vqvae import MelVQVAE
+from utils.tasks.codec import make_batch
 from utils.train import main as train_main
-from utils.train import make_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "channels=16", "--set", "latent_dim=8", "--set", "num_codes=16",
@@ -165,11 +166,12 @@ def test_batches_are_a_pure_function_of_seed_and_step():
     assert torch.equal(torch.cat([r0, r1])[[0, 2, 1, 3]], x)
 
 
-def _run(data, out, *extra):
-    args = ["--data", str(data), "--out", str(out), "--batch-size", "4", "--crop-frames", "16",
+def _run(data, out, *extra, expect: int = 0):
+    args = ["codec", "--data", str(data), "--out", str(out), "--batch-size", "4",
+            "--crop-frames", "16",
             "--val-every", "3", "--save-every", "2", "--log-every", "1", "--warmup", "2",
             "--threads", "1", "--no-progress", *TINY, *extra]
-    assert train_main(args) == 0
+    assert train_main(args) == expect
 
 
 def test_resume_is_exact_and_logs_usage(tiny_data, tmp_path):
@@ -191,17 +193,20 @@ def test_resume_is_exact_and_logs_usage(tiny_data, tmp_path):
     assert best.config.channels == 16
 
 
-def test_resume_with_other_settings_is_refused(tiny_data, tmp_path):
+def test_resume_with_other_settings_is_refused(tiny_data, tmp_path, capsys):
     _run(tiny_data, tmp_path / "r", "--steps", "2")
-    with pytest.raises(CheckpointError, match="settings differ"):
-        _run(tiny_data, tmp_path / "r", "--steps", "4", "--resume", "--set", "num_codes=8")
+    capsys.readouterr()
+    _run(tiny_data, tmp_path / "r", "--steps", "4", "--resume", "--set", "num_codes=8", expect=2)
+    assert "model settings differ" in capsys.readouterr().err
+    _run(tiny_data, tmp_path / "r", "--steps", "4", "--resume", "--lr", "0.5", expect=2)
+    assert "--lr 0.001 → 0.5" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_hold_identical_weights(tiny_data, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "utils.train",
+           "-m", "utils.train", "codec",
            "--data", str(tiny_data), "--out", str(out), "--steps", "4", "--batch-size", "4",
            "--crop-frames", "16", "--val-every", "4", "--threads", "1", "--no-progress",
            "--save-rank-states", *TINY]
@@ -221,8 +226,6 @@ def test_ddp_two_cpu_processes_hold_identical_weights(tiny_data, tmp_path):
 
 
 def test_evaluate_cli_counts_failures_and_ends_with_json(tiny_data, tmp_path, capsys):
-    from utils.evaluate import main as eval_main
-
     _run(tiny_data, tmp_path / "e", "--steps", "2")
     clips = tmp_path / "clips"
     (clips / "sub").mkdir(parents=True)
@@ -230,7 +233,8 @@ def test_evaluate_cli_counts_failures_and_ends_with_json(tiny_data, tmp_path, ca
         (clips / "sub" / f.name).write_bytes(f.read_bytes())
     (clips / "broken.wav").write_bytes(b"RIFF....garbage")
     ck = tmp_path / "e" / "best.pt"
-    assert eval_main([str(ck), str(clips), "--json", "--max-bitrate", "200", "--no-progress",
+    assert eval_main(["codec", str(ck), str(clips), "--json", "--max-bitrate", "200",
+                      "--no-progress",
                       "--no-stoi", "--gl-iters", "4"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     res = json.loads(last)
@@ -241,7 +245,8 @@ def test_evaluate_cli_counts_failures_and_ends_with_json(tiny_data, tmp_path, ca
     assert len(res["codebook_used_fraction"]) == 1 and 0 < res["codebook_used_fraction"][0] <= 1
     assert res["codebook_perplexity"][0] >= 1
 
-    assert eval_main(["-", str(clips), "--baseline", "griffinlim", "--json", "--no-progress",
+    assert eval_main(["codec", "-", str(clips), "--baseline", "griffinlim", "--json",
+                      "--no-progress",
                       "--no-stoi", "--gl-iters", "8"]) == 0
     gl = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert gl["logmel_l1"] < res["logmel_l1"]
@@ -251,12 +256,12 @@ def test_evaluate_cli_counts_failures_and_ends_with_json(tiny_data, tmp_path, ca
 def test_codec_baselines_when_installed(baseline, tool, voiced):
     import shutil
 
-    from utils import evaluate
     from utils.metrics import evaluate_pair
+    from utils.tasks import codec
 
     if shutil.which(tool) is None:
         pytest.skip(f"{tool} not installed")
-    fn = evaluate.codec2_roundtrip if baseline == "codec2" else evaluate.opus_roundtrip
+    fn = codec.codec2_roundtrip if baseline == "codec2" else codec.opus_roundtrip
     y = fn(voiced)
     assert abs(len(y) - len(voiced)) < 2000
     assert evaluate_pair(voiced, y)["logmel_l1"] < 1.0

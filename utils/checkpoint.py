@@ -21,22 +21,86 @@ from typing import Any
 
 import torch
 
-__all__ = ["FORMAT_VERSION", "CheckpointError", "save_atomic", "load_checkpoint"]
+from utils.errors import OptionError, ProjectError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CheckpointError",
+    "save_atomic",
+    "load_checkpoint",
+    "writable_folder",
+    "remove_stale_temps",
+]
 
 #: Version of the checkpoint layout written by this code.
 FORMAT_VERSION = 1
 
 
-class CheckpointError(Exception):
+class CheckpointError(ProjectError):
     """A checkpoint that cannot be used, with the file and the reason.
 
     Notebook: notebooks/02_vq_vae.ipynb
     """
 
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+
+_TEMP_GLOB = ".*.tmp"
+
+
+def writable_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Create ``path`` if needed and prove that a file can be written there, before any work.
+
+    A probe file is written, flushed to disk and removed, so a read-only folder, a missing
+    permission or a full disk is reported at once, naming the folder, instead of after the
+    data has loaded (or as an error about a hidden temporary file).
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        path: The output folder.
+        option: The option that named it (for the message when ``path`` is not a folder).
+
+    Returns:
+        The folder.
+
+    Raises:
+        ProjectError: The folder cannot be created or written.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OptionError(option, f"{path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=".tmp", dir=path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(b"\0" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            Path(probe).unlink(missing_ok=True)
+    except OSError as exc:
+        raise ProjectError(path, f"cannot write in this folder ({exc.strerror or exc})") from None
+    return path
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files left in ``folder`` by a save that was killed half-way.
+
+    :func:`save_atomic` writes ``.<name>.<random>.tmp`` next to the destination and renames it;
+    a process killed during the write leaves that file behind. Call this at the start of a run
+    (one process only).
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Returns:
+        The files removed.
+    """
+    removed = []
+    for tmp in Path(folder).glob(_TEMP_GLOB):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -54,9 +118,10 @@ def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
         The destination path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -65,8 +130,14 @@ def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch's zip writer reports a full disk as such
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise CheckpointError(path, f"cannot be written ({reason})") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
@@ -87,8 +158,8 @@ def load_checkpoint(
         The checkpoint dict.
 
     Raises:
-        CheckpointError: Missing, unreadable, not a checkpoint of ours, another kind, or a
-            newer format version.
+        CheckpointError: Missing, unreadable, not a checkpoint of ours (no kind, model or
+            format version), another kind, or a newer format version.
     """
     path = Path(path)
     if not path.is_file():
@@ -101,7 +172,9 @@ def load_checkpoint(
     if not isinstance(ckpt, dict) or "kind" not in ckpt or "model" not in ckpt:
         raise CheckpointError(path, "not a checkpoint of this project (no 'kind'/'model' keys)")
     version = ckpt.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int):
+        raise CheckpointError(path, "has no format_version: not written by this project's code")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             path, f"checkpoint format {version!r} is newer than this code ({FORMAT_VERSION})"
         )

@@ -48,6 +48,8 @@ __all__ = [
     "DownloadError",
     "collate",
     "find_clips",
+    "find_audio",
+    "AUDIO_SUFFIXES",
     "speaker_of",
     "which_set",
     "split_of",
@@ -57,8 +59,8 @@ __all__ = [
     "SPEECH_COMMANDS",
 ]
 
-#: Audio file extensions a Speech Commands folder may hold.
-EXTENSIONS: tuple[str, ...] = (".wav", ".flac")
+#: Audio file suffixes the collection reads (a Speech Commands folder, an evaluation folder).
+AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac")
 
 #: Names of the three splits (the values of ``split=`` and of :func:`split_of`).
 SPLITS: tuple[str, ...] = ("train", "validation", "testing")
@@ -229,7 +231,7 @@ def find_clips(
     root: str | os.PathLike,
     words: Iterable[str] | None = None,
     *,
-    extensions: Sequence[str] = EXTENSIONS,
+    extensions: Sequence[str] = AUDIO_SUFFIXES,
 ) -> list[tuple[Path, str]]:
     """List the clips of a Speech Commands folder, without opening them.
 
@@ -269,13 +271,45 @@ def find_clips(
         missing = [w for w in chosen if w not in available]
         if missing:
             raise ValueError(f"{root}: no folder for word(s) {missing}; available: {available}")
+    return [(f, word) for word in chosen
+            for f in find_audio(root / word, recursive=False, extensions=extensions)]
+
+
+def find_audio(
+    root: str | os.PathLike,
+    split: str | None = None,
+    *,
+    recursive: bool = True,
+    extensions: Sequence[str] = AUDIO_SUFFIXES,
+) -> list[Path]:
+    """Every audio file under ``root`` (sorted), optionally those of one split only.
+
+    Hidden files and folders, and folders starting with ``_`` (``_background_noise_``), are
+    skipped. A file given as ``root`` is returned as it is.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        root: A folder, or a single file.
+        split: ``None`` for all files, else ``"train"``/``"validation"``/``"testing"`` by
+            :func:`split_of` (the folder's list files, or the speaker hash).
+        recursive: Search sub-folders too.
+        extensions: File suffixes to take (case-insensitive).
+
+    Returns:
+        Paths of the audio files.
+    """
+    root = Path(root)
+    if root.is_file():
+        return [root]
     exts = {e.lower() for e in extensions}
-    clips: list[tuple[Path, str]] = []
-    for word in chosen:
-        for f in sorted((root / word).iterdir()):
-            if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in exts:
-                clips.append((f, word))
-    return clips
+    files = sorted(
+        p for p in (root.rglob("*") if recursive else root.iterdir())
+        if p.is_file() and p.suffix.lower() in exts
+        and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+    )
+    split = _normalise_split(split)
+    return files if split is None else [p for p in files if split_of(p) == split]
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,7 +388,7 @@ class SpeechCommands(Dataset):
         cache: bool = True,
         validation_percentage: float = 10.0,
         testing_percentage: float = 10.0,
-        extensions: Sequence[str] = EXTENSIONS,
+        extensions: Sequence[str] = AUDIO_SUFFIXES,
         progress: bool | None = None,
     ) -> None:
         self.root = Path(root)

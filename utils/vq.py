@@ -43,9 +43,10 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from utils.distributed import all_reduce_sum, broadcast_from_rank0, is_rank0, world_size
 
 __all__ = [
     "VQOutput",
@@ -55,6 +56,8 @@ __all__ = [
     "onehot_quantize",
     "kmeans",
     "bitrate_bps",
+    "code_entropy",
+    "codebook_usage",
 ]
 
 # Distances are computed in row blocks of at most this many elements (float32: 8 MiB): this bounds
@@ -90,33 +93,6 @@ class VQOutput(NamedTuple):
     commitment_loss: Tensor
     codebook_loss: Tensor
     perplexity: Tensor
-
-
-# --------------------------------------------------------------------------------------------
-# distributed helpers (no-ops when torch.distributed is not initialised)
-# --------------------------------------------------------------------------------------------
-
-
-def _world_size() -> int:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
-
-
-def _is_rank0() -> bool:
-    return _world_size() == 1 or dist.get_rank() == 0
-
-
-def _all_reduce_sum(t: Tensor) -> Tensor:
-    if _world_size() > 1:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
-
-
-def _broadcast_from_rank0(t: Tensor) -> Tensor:
-    if _world_size() > 1:
-        dist.broadcast(t, src=0)
-    return t
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,13 +255,44 @@ def _cluster_sums(indices: Tensor, x: Tensor, num_codes: int) -> Tensor:
     return torch.sparse.mm(assign, x)
 
 
-def _perplexity(counts: Tensor) -> Tensor:
-    """exp(entropy) of a histogram (0 log 0 = 0); 0 for an empty histogram."""
-    total = counts.sum()
-    if total <= 0:
-        return counts.new_zeros(())
-    p = counts / total
-    return torch.exp(-torch.special.xlogy(p, p).sum())
+def code_entropy(counts: Tensor) -> Tensor:
+    """Entropy in **bits** of code histograms along the last axis (0 log 0 = 0; 0 if empty).
+
+    The one definition of codebook entropy in the collection: the perplexity is ``2**entropy``
+    (the number of equally used codes with the same entropy), and ``entropy / log2 K`` is the
+    share of the codebook's capacity the codes carry.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        counts: Code counts ``[..., K]`` (any non-negative numbers).
+
+    Returns:
+        Entropies ``[...]`` in bits.
+    """
+    counts = counts.to(torch.float64 if counts.dtype == torch.float64 else torch.float32)
+    p = counts / counts.sum(dim=-1, keepdim=True).clamp_min(1e-30)
+    return -torch.special.xlogy(p, p).sum(dim=-1) / math.log(2)
+
+
+def codebook_usage(counts: Tensor) -> dict[str, list[float]]:
+    """Per-stage usage of code counts ``[stages, K]``: share used, perplexity, entropy (bits).
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        counts: ``[stages, K]`` number of times each code was chosen (or transmitted).
+
+    Returns:
+        ``{"codebook_used_fraction": [...], "codebook_perplexity": [...],
+        "codebook_entropy_bits": [...]}``, one value per stage.
+    """
+    ent = code_entropy(counts)
+    return {
+        "codebook_used_fraction": [round(float(u), 4) for u in (counts > 0).float().mean(1)],
+        "codebook_perplexity": [round(float(v), 1) for v in 2**ent],
+        "codebook_entropy_bits": [round(float(v), 3) for v in ent],
+    }
 
 
 class _StraightThroughCommit(torch.autograd.Function):
@@ -455,14 +462,12 @@ class VectorQuantizer(nn.Module):
         counts = self._usage_counts
         total = float(counts.sum()) if counts is not None else 0.0
         if counts is None or total == 0:
-            entropy_nats, used = nan, 0.0
+            entropy_bits, used = nan, 0.0
         else:
-            p = counts / total
-            entropy_nats = float(-torch.special.xlogy(p, p).sum())
+            entropy_bits = float(code_entropy(counts))
             used = float((counts > 0).double().mean())
-        entropy_bits = entropy_nats / math.log(2)
         return {
-            "perplexity": math.exp(entropy_nats),
+            "perplexity": 2**entropy_bits,
             "entropy_bits": entropy_bits,
             "entropy_fraction": entropy_bits / math.log2(k) if k > 1 else nan,
             "used_fraction": used,
@@ -518,13 +523,13 @@ class VectorQuantizer(nn.Module):
     # ---------------------------------------------------------------- training-time updates
     @torch.no_grad()
     def _kmeans_init(self, z_flat: Tensor) -> None:
-        if _is_rank0():
+        if is_rank0():
             centroids, counts = kmeans(z_flat, self.num_codes, self.kmeans_iters)
         else:
             centroids = torch.empty_like(self.codebook)
             counts = torch.empty_like(self.cluster_size)
-        _broadcast_from_rank0(centroids)
-        _broadcast_from_rank0(counts)
+        broadcast_from_rank0(centroids)
+        broadcast_from_rank0(counts)
         self.codebook.copy_(centroids)
         self.cluster_size.copy_(counts)
         if self.ema:
@@ -546,7 +551,7 @@ class VectorQuantizer(nn.Module):
         n_dead = int(dead.sum())  # identical on every rank (cluster_size is all-reduced)
         if n_dead == 0:
             return
-        if _is_rank0():
+        if is_rank0():
             n = z_flat.shape[0]
             if n >= n_dead:
                 pick = torch.randperm(n, device=z_flat.device)[:n_dead]
@@ -556,7 +561,7 @@ class VectorQuantizer(nn.Module):
         else:
             fresh = torch.empty(n_dead, self.dim, dtype=self.codebook.dtype,
                                 device=self.codebook.device)
-        _broadcast_from_rank0(fresh)
+        broadcast_from_rank0(fresh)
         expected = self.cluster_size.sum() / self.num_codes
         self.codebook[dead] = fresh
         self.cluster_size[dead] = expected
@@ -584,16 +589,16 @@ class VectorQuantizer(nn.Module):
             if training:
                 if self.ema:
                     sums = _cluster_sums(indices, z_flat.detach(), self.num_codes)
-                    if _world_size() > 1:
-                        packed = _all_reduce_sum(torch.cat([counts.unsqueeze(1), sums], 1))
+                    if world_size() > 1:
+                        packed = all_reduce_sum(torch.cat([counts.unsqueeze(1), sums], 1))
                         counts, sums = packed[:, 0], packed[:, 1:]
                     self._ema_update(counts, sums)
                 else:
-                    _all_reduce_sum(counts)
+                    all_reduce_sum(counts)
                     self.cluster_size.lerp_(counts, 1.0 - self.decay)
                 if self.dead_code_threshold > 0:
                     self._restart_dead(z_flat.detach())
-            perplexity = _perplexity(counts)
+            perplexity = 2 ** code_entropy(counts)
             self._record_usage(counts, perplexity)
         return quantized, indices.view(z.shape[:-1]), commitment, codebook_loss, perplexity
 
@@ -689,7 +694,7 @@ class ResidualVQ(nn.Module):
 
     def _draw_depth(self) -> int:
         depth = torch.randint(1, self.num_quantizers + 1, (1,))
-        _broadcast_from_rank0(depth)
+        broadcast_from_rank0(depth)
         return int(depth)
 
     def forward(self, z: Tensor, n_q: int | None = None) -> VQOutput:

@@ -1,4 +1,5 @@
-"""Complex-valued layers and networks on native ``torch.complex64`` tensors.
+"""Complex-valued layers on native ``torch.complex64`` tensors (the networks built from them
+live in :mod:`utils.models.complex_cnn`).
 
 The layers most notebooks need are re-exported here; everything else lives in its module:
 
@@ -9,10 +10,8 @@ The layers most notebooks need are re-exported here; everything else lives in it
 - ``activations``  CReLU, modReLU, zReLU, cardioid
 - ``batchnorm``    whitening batch norm (and the naive per-part one, for comparison)
 - ``rnn``          complex LSTM and GRU
-- ``models``       VGG11/13/16/19, LeNet, GoogLeNet and parameter-matched real twins
-- ``words``        spoken-word classification from the complex STFT (notebook 06)
 
-Notebooks: notebooks/05_complex_layers.ipynb, notebooks/06_complex_networks.ipynb
+Notebook: notebooks/05_complex_layers.ipynb
 """
 
 from utils.complex.activations import Cardioid, CReLU, ModReLU, ZReLU
@@ -31,16 +30,6 @@ from utils.complex.layers import (
     ComplexToReal,
 )
 from utils.complex.layout import to_complex, to_trailing
-from utils.complex.models import (
-    ComplexGoogLeNet,
-    ComplexLeNet,
-    ComplexVGG,
-    RealGoogLeNet,
-    RealLeNet,
-    RealVGG,
-    count_parameters,
-    real_twin,
-)
 from utils.complex.pooling import ComplexAdaptiveAvgPool2d, ComplexAvgPool2d, ComplexMaxPool2d
 from utils.complex.rnn import ComplexGRU, ComplexLSTM
 
@@ -53,6 +42,4 @@ __all__ = [
     "ComplexBatchNorm1d", "ComplexBatchNorm2d", "NaiveComplexBatchNorm1d",
     "NaiveComplexBatchNorm2d",
     "ComplexLSTM", "ComplexGRU",
-    "ComplexVGG", "ComplexLeNet", "ComplexGoogLeNet", "RealVGG", "RealLeNet", "RealGoogLeNet",
-    "count_parameters", "real_twin",
 ]

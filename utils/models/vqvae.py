@@ -21,7 +21,7 @@ Notebook: notebooks/02_vq_vae.ipynb
 
 from __future__ import annotations
 
-import math
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -38,7 +38,7 @@ __all__ = ["VQVAEConfig", "MelVQVAE", "MODEL_KIND"]
 MODEL_KIND = "mel-vqvae"
 
 
-@dataclass
+@dataclass(frozen=True)
 class VQVAEConfig:
     """Hyper-parameters of :class:`MelVQVAE` (stored in every checkpoint).
 
@@ -76,6 +76,19 @@ class VQVAEConfig:
     mel_mean: float = -2.5
     mel_std: float = 1.2
     log_floor: float = -5.0
+
+    def __post_init__(self) -> None:
+        at_least = {"n_mels": 1, "channels": 1, "latent_dim": 1, "downsample_log2": 0,
+                    "res_blocks": 0, "num_codes": 2, "num_quantizers": 1}
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
+        if not 0 < self.decay < 1:
+            raise ValueError(f"decay must be in (0, 1), got {self.decay}")
+        if self.beta < 0 or self.dead_code_threshold < 0:
+            raise ValueError("beta and dead_code_threshold must not be negative")
+        if not self.mel_std > 0:
+            raise ValueError(f"mel_std must be positive, got {self.mel_std}")
 
 
 class ResBlock(nn.Module):
@@ -147,6 +160,11 @@ class MelVQVAE(nn.Module):
         self.decoder = nn.Sequential(*dec)
 
     # ------------------------------------------------------------------ rates and shapes
+
+    @property
+    def codebook_device(self) -> torch.device:
+        """The device of the model's weights (where inputs are moved)."""
+        return next(self.parameters()).device
 
     @property
     def factor(self) -> int:
@@ -248,7 +266,8 @@ class MelVQVAE(nn.Module):
 
         Notebook: notebooks/02_vq_vae.ipynb
         """
-        return self.encode_indices(torch.from_numpy(log_mel(y, self.features))[None], n_q)
+        x = torch.from_numpy(log_mel(y, self.features))[None]
+        return self.encode_indices(x.to(self.codebook_device), n_q)
 
     def decode_audio(
         self, indices: Tensor, length: int, *, n_iter: int = 32, seed: int = 0
@@ -267,7 +286,7 @@ class MelVQVAE(nn.Module):
             The waveform, float32.
         """
         frames = 1 + length // self.features.hop_length
-        L_hat = self.decode_indices(indices, frames)[0].numpy()
+        L_hat = self.decode_indices(indices.to(self.codebook_device), frames)[0].cpu().numpy()
         return log_mel_to_audio(L_hat, self.features, n_iter=n_iter, length=length, seed=seed)
 
     def reconstruct(
@@ -305,20 +324,36 @@ class MelVQVAE(nn.Module):
         }
 
     @classmethod
-    def from_checkpoint(cls, path, map_location: str = "cpu") -> MelVQVAE:
-        """Rebuild a model from a checkpoint file (loaded with ``weights_only=True``).
+    def from_checkpoint(cls, path: str | os.PathLike,
+                        map_location: str | torch.device = "cpu") -> MelVQVAE:
+        """Rebuild a model from a checkpoint file (loaded with ``weights_only=True``), in eval mode.
 
         Notebook: notebooks/02_vq_vae.ipynb
 
+        Args:
+            path: Checkpoint file.
+            map_location: Device of the model.
+
         Raises:
-            CheckpointError: Not a mel VQ-VAE checkpoint, or weights that do not fit.
+            CheckpointError: Not a mel VQ-VAE checkpoint, feature settings other than the
+                audio pipeline's (:data:`utils.audio.FEATURES`), or weights that do not fit.
         """
         ckpt = load_checkpoint(path, MODEL_KIND, map_location=map_location)
         try:
-            model = cls(VQVAEConfig(**ckpt["config"]), FeatureConfig(**ckpt["features"]))
+            features = FeatureConfig(**ckpt["features"])
+        except (TypeError, KeyError) as exc:
+            raise CheckpointError(path, f"feature settings unreadable ({exc})") from None
+        differ = [f"{k} {v!r} (the audio pipeline uses {getattr(FEATURES, k)!r})"
+                  for k, v in asdict(features).items() if getattr(FEATURES, k) != v]
+        if differ:
+            raise CheckpointError(path, "feature settings differ from the collection's: "
+                                        + ", ".join(differ))
+        try:
+            model = cls(VQVAEConfig(**ckpt["config"]), features)
             model.load_state_dict(ckpt["model"])
         except (TypeError, ValueError, RuntimeError, KeyError) as exc:
             raise CheckpointError(path, f"weights do not fit this model ({exc})") from None
+        model.to(map_location)
         model.eval()
         return model
 
@@ -329,10 +364,3 @@ class MelVQVAE(nn.Module):
         """
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-
-def bits_per_frame(num_codes: int, num_quantizers: int) -> float:
-    """Bits of one latent frame with ``num_quantizers`` stages of ``num_codes`` codes.
-
-    Notebook: notebooks/02_vq_vae.ipynb
-    """
-    return num_quantizers * math.log2(num_codes)

@@ -1,4 +1,4 @@
-"""Spoken-word classification on the complex STFT (utils.complex.words)."""
+"""Task ``words``: spoken-word classification on the complex STFT (utils.tasks.words)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from torch import nn
 
 from utils.audio import save
 from utils.checkpoint import CheckpointError, load_checkpoint, save_atomic
-from utils.complex import words as W
-from utils.complex.models import ComplexLeNet, RealLeNet, count_parameters
+from utils.models.complex_cnn import ComplexLeNet, RealLeNet, count_parameters
+from utils.tasks import words as W
+from utils.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
@@ -168,27 +169,48 @@ def test_evaluate_counts_accuracy_and_confusion():
     assert r["loss"] == pytest.approx(ref, rel=1e-6)
 
 
-def test_training_reduces_the_loss_on_a_tiny_synthetic_set():
+def _tiny_sets() -> tuple[W.WordData, W.WordData]:
     feats, labels = [], []
     for k in range(16):
         word = k % 2
         feats.append(W.complex_features(_burst(500.0 if word else 1500.0, 0.02 * (k // 2)), sr=SR))
         labels.append(word)
-    x = torch.from_numpy(np.stack(feats))
-    y = torch.tensor(labels)
-    torch.manual_seed(0)
-    model = W.build_model("lenet", "complex", 2, 0.25)
-    threads = torch.get_num_threads()
-    hist = W.train(model, x, y, x, y, epochs=12, batch_size=8, lr=1e-2, seed=0, progress=False,
-                   threads=1)
-    assert torch.get_num_threads() == threads  # restored
-    assert len(hist["step_loss"]) == 12 * 2 and len(hist["val_accuracy"]) == 12
-    first, last = np.mean(hist["step_loss"][:2]), np.mean(hist["step_loss"][-2:])
-    assert last < 0.5 * first
-    assert 1 <= hist["best_epoch"] <= 12 and hist["best_val_accuracy"] == 1.0
-    # the model holds the best epoch's weights and is in eval mode
-    assert not model.training
-    assert W.evaluate(model, x, y)["accuracy"] == hist["best_val_accuracy"]
+    data = W.WordData(torch.from_numpy(np.stack(feats)), torch.tensor(labels), ["hi", "lo"], [])
+    return data, data
+
+
+def test_training_through_the_shared_loop_reduces_the_loss(tmp_path):
+    train_set, val_set = _tiny_sets()
+    task = W.WordsTask(W.WordsConfig("lenet", "complex", ("hi", "lo"), 0.25), train_set, val_set)
+    assert task.steps_per_epoch(8) == 2
+    cfg = TrainConfig(out=str(tmp_path / "run"), steps=24, batch_size=8, lr=1e-2,
+                      weight_decay=1e-2, warmup=1, min_lr_ratio=0.0, grad_clip=5.0, log_every=1,
+                      val_every=2, save_every=2, threads=1, progress=False)
+    result = train(task, cfg)
+    losses = [r["loss"] for r in result.records if "loss" in r]
+    vals = [r["val_accuracy"] for r in result.records if "val_accuracy" in r]
+    assert len(losses) == 24 and len(vals) == 12
+    assert np.mean(losses[-2:]) < 0.5 * np.mean(losses[:2])
+    assert max(vals) == 1.0 and result.best_score == 1.0
+    best, ckpt = W.load_model(tmp_path / "run" / "best.pt")  # full-precision best weights
+    assert ckpt["val"]["val_accuracy"] == 1.0 and not best.training
+    assert W.evaluate(best, train_set.x, train_set.y)["accuracy"] == 1.0
+
+
+def test_batches_are_a_pure_function_of_seed_and_step_and_shards_partition_them():
+    train_set, _ = _tiny_sets()
+    task = W.WordsTask(W.WordsConfig("lenet", "real", ("hi", "lo"), 0.25), train_set)
+    a = task.batch(3, seed=1, batch_size=6)
+    b = task.batch(3, seed=1, batch_size=6)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not a[0].is_complex()  # a real twin gets the modulus
+    assert task.config.width_scale is not None  # fixed once, so a resume rebuilds the same model
+    r0 = task.batch(3, seed=1, batch_size=6, rank=0, world=2)
+    r1 = task.batch(3, seed=1, batch_size=6, rank=1, world=2)
+    assert torch.equal(torch.cat([r0[0], r1[0]])[[0, 3, 1, 4, 2, 5]], a[0])
+    # one epoch visits every clip once
+    seen = torch.cat([task.batch(s, seed=1, batch_size=6)[1] for s in range(3)])
+    assert len(seen) == 16
 
 
 # ------------------------------------------------------------------------------------ checkpoints
@@ -203,7 +225,7 @@ def test_checkpoint_round_trip_and_refusal_of_another_kind(tmp_path):
     model.eval()
     config = {"arch": "vgg", "kind": "complex", "num_classes": 8, "width": 2, "vgg": "vgg11",
               "dropout": 0.25, "width_scale": None, "words": list("abcdefgh"), "seed": 0}
-    path = W.save_model(model, config, tmp_path / "w.pt", {"step_loss": [1.0, 0.5],
+    path = W.save_model(model, config, tmp_path / "w.pt", {"train_loss": [1.0, 0.5],
                                                            "best_epoch": 2})
     raw = torch.load(path, weights_only=True)  # plain tensors and primitives only
     assert raw["kind"] == W.KIND and raw["config"] == config
@@ -234,7 +256,7 @@ def test_cli_trains_one_tiny_epoch_and_saves_loadable_checkpoints(tiny_words, tm
         save(real / "hi" / f"r{i}.flac", _burst(1850.0, 0.1 + 0.1 * i, length=0.8))
         save(real / "other" / f"r{i}.flac", _burst(900.0, 0.1))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "utils.complex.words", "--data", str(tiny_words), "--arch",
+    cmd = [sys.executable, "-m", "utils.train", "words", "--data", str(tiny_words), "--arch",
            "lenet", "--kind", "complex", "real", "--seeds", "0", "--epochs", "1",
            "--lenet-width", "0.25", "--batch-size", "4", "--out", str(out), "--no-progress",
            "--real-dir", str(real)]
@@ -253,4 +275,14 @@ def test_cli_trains_one_tiny_epoch_and_saves_loadable_checkpoints(tiny_words, tm
         assert cfg["words"] == ["hi", "lo"] and cfg["epochs"] == 1
         assert cfg["features"] == {"sr": 8000, "length": 8000, "n_fft": 256, "hop_length": 128,
                                    "exponent": 0.3}
-        assert len(ckpt["history"]["step_loss"]) == 2  # 8 clips, batches of 4
+        assert ckpt["history"]["steps"] == 2  # 8 clips, batches of 4
+        assert (out / "runs" / name.removesuffix(".pt") / "log.jsonl").is_file()
+
+    # the evaluation command measures the same checkpoints on any folder
+    ev = [sys.executable, "-m", "utils.evaluate", "words", *(str(out / f) for f in files),
+          str(tiny_words), "--split", "testing", "--json"]
+    proc = subprocess.run(ev, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["n_clips"] == 2 and res["n_failed"] == 0 and 0 <= res["accuracy"] <= 1
+    assert [m["file"] for m in res["models"]] == files

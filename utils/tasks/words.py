@@ -13,8 +13,9 @@ magnitude? Everything needed is here, used alike by the command line, the tests 
   halves the input of the 16 kHz / 16 ms alternative (``[1, 129, 126]``), which keeps training
   of all the shipped checkpoints within minutes on one CPU thread. (A check with one seed of
   each LeNet, 8 epochs: test accuracy 81 / 84 % (complex / real) at 16 kHz against 78 / 84 % at
-  8 kHz, but 4 / 7 % against 21 / 41 % on the real recordings of ``default_real_dir()``;
-  presumably the synthetic voices' top octave is the least like a microphone's.)
+  8 kHz, but 4 / 7 % against 21 / 41 % on the real recordings of one speaker
+  (``one_speaker_words``, see ``data/README.md``); presumably the synthetic voices' top
+  octave is the least like a microphone's.)
   The magnitude is compressed with a power law that **keeps the phase** (:func:`compress`)::
 
       F = |X|^c · e^{i∠X},   c = 0.3
@@ -23,22 +24,26 @@ magnitude? Everything needed is here, used alike by the command line, the tests 
   exactly invertible, zero at zero, and acts on the modulus only. A complex model gets ``F``; its
   real twin gets the compressed magnitude ``|F| = |X|^c`` (:func:`magnitude_features`), so the
   two differ exactly by the phase.
-* **Models** (:func:`build_model`): :class:`~utils.complex.models.ComplexLeNet` and a small
-  :class:`~utils.complex.models.ComplexVGG`, and their real twins with the parameter count
-  matched (:func:`~utils.complex.models.matched_width_scale`).
-* **Training** (:func:`train`): AdamW, linear warm-up + cosine learning rate, random time
-  shifts by whole STFT frames (an exact time shift of the signal), seeded; the weights of the best
-  validation epoch are kept.
+* **Models** (:func:`build_model`): :class:`~utils.models.complex_cnn.ComplexLeNet` and a small
+  :class:`~utils.models.complex_cnn.ComplexVGG`, and their real twins with the parameter count
+  matched (:func:`~utils.models.complex_cnn.matched_width_scale`).
+* **Training** (:class:`WordsTask` in the collection's one loop, :func:`utils.training.train`):
+  AdamW, linear warm-up + cosine learning rate, random time shifts by whole STFT frames (an
+  exact time shift of the signal), every batch a pure function of (seed, step); ``best.pt``
+  holds the weights of the best validation accuracy.
 * **Evaluation** (:func:`evaluate`): accuracy, loss and confusion matrix; on a folder of other
   recordings whose words are a subset of the classes (:func:`evaluate_checkpoints`).
 * **Checkpoints** (:func:`save_model` / :func:`load_model`): ``kind = "spoken-words"`` dicts with
   the config, the history and the weights stored as float16 (half the size; the accuracies in
   ``data/pretrained/README.md`` are measured on the stored weights).
 
-Command line (trains, saves ``OUT/words_<arch>_<kind>_s<seed>.pt``, prints the test table)::
+Command lines (the first trains every combination, keeps each run in ``OUT/runs/``, saves
+``OUT/words_<arch>_<kind>_s<seed>.pt`` and prints the test table; the second measures saved
+classifiers on any folder)::
 
-    python -m utils.complex.words --arch lenet vgg --kind complex real --seeds 0 1 2 \\
+    python -m utils.train words --arch lenet vgg --kind complex real --seeds 0 1 2 \\
         --epochs 10 --out data/pretrained/
+    python -m utils.evaluate words data/pretrained/words_*.pt data/speech_words --split testing
 
 Notebook: notebooks/06_complex_networks.ipynb
 """
@@ -47,11 +52,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
-import json
+import dataclasses
 import math
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,8 +66,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from utils.audio import FeatureConfig, stft
-from utils.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint, save_atomic
-from utils.complex.models import (
+from utils.checkpoint import (
+    FORMAT_VERSION,
+    CheckpointError,
+    load_checkpoint,
+    save_atomic,
+    writable_folder,
+)
+from utils.data import SpeechCommands
+from utils.errors import OptionError
+from utils.models.complex_cnn import (
     ComplexLeNet,
     ComplexVGG,
     RealLeNet,
@@ -73,16 +83,20 @@ from utils.complex.models import (
     count_parameters,
     matched_width_scale,
 )
-from utils.data import SpeechCommands
+from utils.training import Task, TrainConfig, train
 
 __all__ = [
     "KIND",
     "ARCHS",
     "KINDS",
     "DEFAULT_LR",
+    "SUMMARY",
+    "TRAIN_DEFAULTS",
     "WordFeatures",
     "WORD_FEATURES",
     "WordData",
+    "WordsConfig",
+    "WordsTask",
     "prepare_clip",
     "compress",
     "decompress",
@@ -91,16 +105,17 @@ __all__ = [
     "model_input",
     "load_words",
     "build_model",
-    "train",
+    "shift_frames",
     "evaluate",
     "save_model",
     "load_model",
     "evaluate_checkpoints",
     "summarize",
     "checkpoint_name",
-    "default_real_dir",
-    "parse_args",
-    "main",
+    "add_train_arguments",
+    "train_command",
+    "add_eval_arguments",
+    "evaluate_command",
 ]
 
 #: Checkpoint kind of the spoken-word classifiers.
@@ -113,7 +128,15 @@ DEFAULT_LR = {"lenet": 1e-2, "vgg": 5e-3}
 #: compressed magnitude.
 KINDS = ("complex", "real")
 
-_ROOT = Path(__file__).resolve().parents[2]
+#: One line for ``--help``.
+SUMMARY = "spoken words from the complex STFT: complex LeNet / VGG against real twins"
+
+#: The word classifiers' defaults of the shared training settings (the schedule's length and
+#: the log / validation / save intervals are set per epoch by :func:`train_command`).
+TRAIN_DEFAULTS = dict(batch_size=32, lr=None, weight_decay=1e-2, warmup=None, min_lr_ratio=0.0,
+                      grad_clip=5.0, log_every=None, val_every=None, save_every=None, threads=1)
+#: Shared options this task does not take (``--epochs`` and ``--seeds`` replace them).
+TRAIN_SKIP = ("steps", "seed")
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,12 +320,14 @@ class WordData(NamedTuple):
         y: Label indices ``[N]`` (int64) into ``words``.
         words: Class names.
         files: Source file of every item.
+        failed: ``(file, reason)`` of every file that could not be used (skipped).
     """
 
     x: Tensor
     y: Tensor
     words: list[str]
     files: list[Path]
+    failed: list[tuple[Path, str]] = []
 
 
 def load_words(
@@ -338,7 +363,7 @@ def load_words(
         raise ValueError(f"{root}: no usable clip in split {split!r}")
     x = torch.stack([ds[i][0] for i in range(len(ds))])
     y = torch.tensor([names.index(ds.words[label]) for label in ds.labels], dtype=torch.int64)
-    return WordData(x, y, names, list(ds.files))
+    return WordData(x, y, names, list(ds.files), list(ds.failed))
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,7 +429,7 @@ def build_model(
 
 
 # --------------------------------------------------------------------------------------------
-# Training and evaluation
+# Batches and evaluation
 # --------------------------------------------------------------------------------------------
 
 
@@ -420,8 +445,10 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _shift_frames(x: Tensor, max_shift: int, gen: torch.Generator) -> Tensor:
+def shift_frames(x: Tensor, max_shift: int, gen: torch.Generator) -> Tensor:
     """Roll every item by its own random number of frames in [-max_shift, max_shift].
+
+    Notebook: notebooks/06_complex_networks.ipynb
 
     With the STFT phase measured from each frame's start (librosa), shifting the signal by
     ``k·hop`` samples shifts the frames by ``k``: the rolled features are those of a shifted
@@ -435,8 +462,11 @@ def _shift_frames(x: Tensor, max_shift: int, gen: torch.Generator) -> Tensor:
 
 @torch.no_grad()
 def _predict(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
+    """Logits on the CPU; the inputs go to the model's device batch by batch."""
     model.eval()
-    return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    device = next(model.parameters(), torch.empty(0)).device
+    return torch.cat([model(x[i : i + batch_size].to(device)).float().cpu()
+                      for i in range(0, len(x), batch_size)])
 
 
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, *, num_classes: int | None = None,
@@ -473,128 +503,136 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, *, num_classes: int | None 
     }
 
 
-def train(
-    model: nn.Module,
-    x_train: Tensor,
-    y_train: Tensor,
-    x_val: Tensor | None = None,
-    y_val: Tensor | None = None,
-    *,
-    epochs: int = 10,
-    batch_size: int = 32,
-    lr: float = 5e-3,
-    weight_decay: float = 1e-2,
-    warmup: float = 0.05,
-    max_shift: int = 6,
-    grad_clip: float = 5.0,
-    seed: int = 0,
-    threads: int | None = 1,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train a classifier with AdamW and keep the weights of the best validation epoch.
+# --------------------------------------------------------------------------------------------
+# The task of the training loop
+# --------------------------------------------------------------------------------------------
 
-    Linear warm-up over the first ``warmup`` fraction of the steps, then a cosine decay to 0.
-    Each batch is shifted in time by whole frames (:func:`_shift_frames`). Batches and shifts
-    come from a generator seeded with ``seed`` (initialise the model under the same seed for a
-    fully reproducible run). Best = highest validation accuracy, ties broken by the lower
-    validation loss; without validation data the last epoch is kept.
 
-    ``threads=1`` by default: these small convolutions run as fast on one thread, and a second
-    thread stalls when the machine is busy. The previous setting is restored on return.
+@dataclass(frozen=True)
+class WordsConfig:
+    """Configuration of a word classifier (stored in every checkpoint).
+
+    Notebook: notebooks/06_complex_networks.ipynb
+
+    Attributes:
+        arch: ``"lenet"`` or ``"vgg"``.
+        kind: ``"complex"`` (complex model on the complex features) or ``"real"`` (its real
+            twin on their modulus).
+        words: The class names, in label order.
+        width: LeNet width multiplier, or VGG first-block width.
+        vgg: VGG configuration (``"vgg11"``, ...).
+        dropout: Classifier dropout of the VGGs.
+        width_scale: Channel multiplier of a real twin that matches the complex model's
+            parameter count (``None``: searched by :class:`WordsTask`).
+    """
+
+    arch: str = "lenet"
+    kind: str = "complex"
+    words: tuple[str, ...] = ()
+    width: float = 0.5
+    vgg: str = "vgg11"
+    dropout: float = 0.25
+    width_scale: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise OptionError("--arch", f"must be one of {ARCHS}, got {self.arch!r}")
+        if self.kind not in KINDS:
+            raise OptionError("--kind", f"must be one of {KINDS}, got {self.kind!r}")
+        if not self.width > 0:
+            raise OptionError(f"--{self.arch}-width", f"must be positive, got {self.width}")
+        if not 0 <= self.dropout < 1:
+            raise OptionError("--dropout", f"must be in [0, 1), got {self.dropout}")
+        object.__setattr__(self, "words", tuple(self.words))
+
+    def build(self) -> nn.Module:
+        """The model of this configuration (:func:`build_model`).
+
+        Notebook: notebooks/06_complex_networks.ipynb
+        """
+        return build_model(self.arch, self.kind, len(self.words), self.width, vgg=self.vgg,
+                           dropout=self.dropout, width_scale=self.width_scale)
+
+
+class WordsTask(Task):
+    """Word classification for the training loop: shifted feature batches, cross-entropy.
 
     Notebook: notebooks/06_complex_networks.ipynb
 
     Args:
-        model: The classifier; trained in place, ends with the best weights, in eval mode.
-        x_train: Inputs ``[N, ...]`` (complex features or magnitudes, see :func:`model_input`).
-        y_train: Labels ``[N]``.
-        x_val: Validation inputs (optional).
-        y_val: Validation labels.
-        epochs: Passes over the training set.
-        batch_size: Batch size.
-        lr: Peak learning rate.
-        weight_decay: AdamW weight decay.
-        warmup: Fraction of the steps used for the linear warm-up.
-        max_shift: Largest random time shift in frames (0 disables it).
-        grad_clip: Clip the gradient norm to this value (``0`` disables it).
-        seed: Seed of the batch order and shifts.
-        threads: torch intra-op threads during training (``None``: unchanged).
-        progress: Show a ``tqdm`` bar over the epochs.
-
-    Returns:
-        The history: ``step_loss`` (per step), ``train_loss``, ``train_accuracy``, ``val_loss``,
-        ``val_accuracy`` and ``lr`` (per epoch), ``best_epoch`` (1-based; 0 = the initial
-        weights), ``best_val_accuracy``, ``seconds``, ``steps``.
+        config: The model's configuration (its ``words`` are the classes of the data).
+        train_set: Training features and labels (:func:`load_words`).
+        val_set: Validation features and labels (optional).
+        max_shift: Largest random time shift of a training item, in frames (0: none).
+        features: The feature settings the data was computed with (stored in checkpoints).
     """
-    from tqdm.auto import tqdm
 
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    if len(x_train) != len(y_train) or len(x_train) == 0:
-        raise ValueError("x_train and y_train must be non-empty and of equal length")
-    has_val = x_val is not None and y_val is not None
-    gen = torch.Generator().manual_seed(seed)
-    steps_per_epoch = math.ceil(len(x_train) / batch_size)
-    total = epochs * steps_per_epoch
-    n_warm = max(1, int(round(warmup * total)))
+    name = "words"
+    kind = KIND
+    best_metric = "val_accuracy"
+    best_mode = "max"
 
-    def lr_factor(step: int) -> float:
-        if step < n_warm:
-            return (step + 1) / n_warm
-        return 0.5 * (1.0 + math.cos(math.pi * (step - n_warm) / max(1, total - n_warm)))
+    def __init__(self, config: WordsConfig, train_set: WordData, val_set: WordData | None = None,
+                 *, max_shift: int = 6, features: WordFeatures = WORD_FEATURES) -> None:
+        if max_shift < 0:
+            raise OptionError("--max-shift", f"must not be negative, got {max_shift}")
+        if list(config.words) != list(train_set.words):
+            raise OptionError("words", f"{config.words} differ from the data's {train_set.words}")
+        if config.kind == "real" and config.width_scale is None:  # fix the twin's width once
+            config = dataclasses.replace(config, width_scale=build_model(
+                config.arch, "real", len(config.words), config.width, vgg=config.vgg,
+                dropout=config.dropout).width_scale)
+        self.config = config
+        self.train_set = train_set
+        self.val_set = val_set
+        self.max_shift = max_shift
+        self.features = features
 
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
-    hist: dict[str, Any] = {k: [] for k in ("step_loss", "train_loss", "train_accuracy",
-                                            "val_loss", "val_accuracy", "lr")}
-    best_key = (-1.0, 0.0)
-    best_state = copy.deepcopy(model.state_dict())
-    best_epoch = 0
-    t0 = time.perf_counter()
-    with _threads(threads):
-        if has_val:  # the initial weights are a candidate too (the baseline of "best")
-            r = evaluate(model, x_val, y_val)
-            best_key = (r["accuracy"], -r["loss"])
-        bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress, leave=False)
-        for epoch in bar:
-            model.train()
-            order = torch.randperm(len(x_train), generator=gen)
-            losses, correct = [], 0
-            for i in range(0, len(order), batch_size):
-                idx = order[i : i + batch_size]
-                xb = _shift_frames(x_train[idx], max_shift, gen)
-                logits = model(xb)
-                loss = F.cross_entropy(logits, y_train[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                opt.step()
-                sched.step()
-                losses.append(loss.item())
-                correct += int((logits.argmax(1) == y_train[idx]).sum())
-            hist["step_loss"].extend(losses)
-            hist["train_loss"].append(float(np.mean(losses)))
-            hist["train_accuracy"].append(correct / len(x_train))
-            hist["lr"].append(float(opt.param_groups[0]["lr"]))
-            post = {"loss": f"{hist['train_loss'][-1]:.3f}"}
-            if has_val:
-                r = evaluate(model, x_val, y_val)
-                hist["val_loss"].append(r["loss"])
-                hist["val_accuracy"].append(r["accuracy"])
-                post["val_acc"] = f"{r['accuracy']:.3f}"
-                key = (r["accuracy"], -r["loss"])
-                if key > best_key:
-                    best_key, best_epoch = key, epoch
-                    best_state = copy.deepcopy(model.state_dict())
-            bar.set_postfix(post)
-        if not has_val:
-            best_epoch, best_state = epochs, copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
-    model.eval()
-    hist.update(best_epoch=best_epoch, best_val_accuracy=best_key[0] if has_val else float("nan"),
-                seconds=time.perf_counter() - t0, steps=total)
-    return hist
+    def load_data(self) -> list[str]:  # noqa: D102
+        n_val = 0 if self.val_set is None else len(self.val_set.y)
+        return [f"words: {len(self.train_set.y)} train / {n_val} validation clips, "
+                f"{len(self.config.words)} classes"]
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Optimisation steps in one pass over the training set.
+
+        Notebook: notebooks/06_complex_networks.ipynb
+        """
+        return math.ceil(len(self.train_set.y) / batch_size)
+
+    def build_model(self) -> nn.Module:  # noqa: D102
+        return self.config.build()
+
+    def model_config(self) -> dict[str, Any]:  # noqa: D102
+        return {**asdict(self.config), "words": list(self.config.words)}
+
+    def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,
+              world: int = 1) -> tuple[Tensor, Tensor]:  # noqa: D102
+        n = len(self.train_set.y)
+        epoch, pos = divmod(step, self.steps_per_epoch(batch_size))
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        idx = perm[pos * batch_size : (pos + 1) * batch_size]
+        gen = torch.Generator().manual_seed(seed * 7_919 + step)
+        x = shift_frames(self.train_set.x[idx], self.max_shift, gen)
+        x, y = model_input(x, self.config.kind), self.train_set.y[idx]
+        return x[rank::world], y[rank::world]
+
+    def loss(self, model: nn.Module, batch: tuple[Tensor, ...]
+             ) -> tuple[Tensor, dict[str, Any]]:  # noqa: D102
+        x, y = batch
+        logits = model(x)
+        accuracy = float((logits.detach().argmax(1) == y).float().mean())
+        return F.cross_entropy(logits.float(), y), {"accuracy": accuracy}
+
+    def validate(self, model: nn.Module, device: torch.device) -> dict[str, Any]:  # noqa: D102
+        if self.val_set is None or len(self.val_set.y) == 0:
+            return {}
+        r = evaluate(model, model_input(self.val_set.x, self.config.kind), self.val_set.y)
+        return {"val_loss": r["loss"], "val_accuracy": r["accuracy"]}
+
+    def checkpoint(self, model: nn.Module) -> dict[str, Any]:  # noqa: D102
+        return {"kind": KIND, "format_version": FORMAT_VERSION, "config": self.model_config(),
+                "features": asdict(self.features), "model": model.state_dict()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -628,7 +666,7 @@ def _unpack(packed: dict[str, Tensor], complex_keys: Sequence[str]) -> dict[str,
     return state
 
 
-def save_model(model: nn.Module, config: dict[str, Any], path: str | Path,
+def save_model(model: nn.Module, config: WordsConfig | dict[str, Any], path: str | Path,
                history: dict[str, Any] | None = None) -> Path:
     """Save a word classifier atomically as a ``kind = "spoken-words"`` checkpoint.
 
@@ -639,9 +677,8 @@ def save_model(model: nn.Module, config: dict[str, Any], path: str | Path,
 
     Args:
         model: The trained model.
-        config: Everything :func:`build_model` needs (``arch``, ``kind``, ``num_classes``,
-            ``width``, ``vgg``, ``dropout``, ``width_scale``), plus ``words`` and any training
-            settings worth keeping (JSON-like values only).
+        config: The :class:`WordsConfig`, or a dict of its fields plus any training settings
+            worth keeping (JSON-like values only).
         path: Destination ``.pt`` file.
         history: Training history (:func:`train`), lists of floats.
 
@@ -650,10 +687,13 @@ def save_model(model: nn.Module, config: dict[str, Any], path: str | Path,
     """
     packed, complex_keys = _pack(model.state_dict())
     hist = {k: v for k, v in (history or {}).items() if isinstance(v, (int, float, list))}
+    if isinstance(config, WordsConfig):
+        config = {**asdict(config), "words": list(config.words)}
+    config = {"num_classes": len(config["words"]), **config}
     ckpt = {
         "kind": KIND,
         "format_version": FORMAT_VERSION,
-        "config": dict(config),
+        "config": config,
         "complex_keys": complex_keys,
         "storage_dtype": "float16",
         "history": hist,
@@ -671,7 +711,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         path: Checkpoint file.
 
     Returns:
-        ``(model, checkpoint)``; ``checkpoint["config"]`` has ``kind``, ``words``, ``features``.
+        ``(model, checkpoint)``; ``checkpoint["config"]`` has ``kind``, ``words``, ...
 
     Raises:
         CheckpointError: Missing or broken file, or a checkpoint of another kind (e.g. a
@@ -680,10 +720,15 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     ckpt = load_checkpoint(path, KIND)
     cfg = ckpt["config"]
     try:
-        model = build_model(cfg["arch"], cfg["kind"], cfg["num_classes"], cfg["width"],
-                            vgg=cfg.get("vgg", "vgg11"), dropout=cfg.get("dropout", 0.25),
-                            width_scale=cfg.get("width_scale"))
-        model.load_state_dict(_unpack(ckpt["model"], ckpt.get("complex_keys", [])))
+        fields = {f.name for f in dataclasses.fields(WordsConfig)}
+        config = WordsConfig(**{k: v for k, v in cfg.items() if k in fields})
+        if cfg.get("num_classes", len(config.words)) != len(config.words):
+            raise ValueError(f"{cfg['num_classes']} classes but {len(config.words)} words")
+        model = config.build()
+        state = ckpt["model"]
+        if ckpt.get("storage_dtype") == "float16":
+            state = _unpack(state, ckpt.get("complex_keys", []))
+        model.load_state_dict(state)
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise CheckpointError(path, f"config and weights do not build a model ({exc})") from None
     model.eval()
@@ -696,15 +741,6 @@ def checkpoint_name(arch: str, kind: str, seed: int) -> str:
     Notebook: notebooks/06_complex_networks.ipynb
     """
     return f"words_{arch}_{kind}_s{seed}.pt"
-
-
-def default_real_dir() -> Path | None:
-    """``../shared/speech/one_speaker_words`` next to the repository, if present (else ``None``).
-
-    Notebook: notebooks/06_complex_networks.ipynb
-    """
-    d = _ROOT.parent / "shared" / "speech" / "one_speaker_words"
-    return d if d.is_dir() else None
 
 
 def evaluate_checkpoints(
@@ -771,41 +807,30 @@ def summarize(records: Sequence[dict[str, Any]], key: str = "accuracy") -> list[
 
 
 # --------------------------------------------------------------------------------------------
-# Command line
+# Command lines
 # --------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Arguments of ``python -m utils.complex.words``.
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``python -m utils.train words``.
 
     Notebook: notebooks/06_complex_networks.ipynb
     """
-    p = argparse.ArgumentParser(
-        prog="python -m utils.complex.words",
-        description="Train spoken-word classifiers (complex models and their real twins) on "
-                    "the compressed complex STFT, save checkpoints, print the test accuracy.")
-    p.add_argument("--arch", nargs="+", choices=ARCHS, default=["lenet"])
-    p.add_argument("--kind", nargs="+", choices=KINDS, default=list(KINDS))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--out", required=True, help="folder of the checkpoints")
-    p.add_argument("--data", default=str(_ROOT / "data" / "speech_words"),
+    g = p.add_argument_group("words")
+    g.add_argument("--arch", nargs="+", choices=ARCHS, default=["lenet"])
+    g.add_argument("--kind", nargs="+", choices=KINDS, default=list(KINDS))
+    g.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    g.add_argument("--epochs", type=int, default=10)
+    g.add_argument("--data", default="data/speech_words",
                    help="Speech Commands-layout folder with train/validation/testing lists")
-    p.add_argument("--lenet-width", type=float, default=0.5, help="ComplexLeNet width")
-    p.add_argument("--vgg-width", type=float, default=4, help="ComplexVGG first-block width")
-    p.add_argument("--vgg", default="vgg11", help="VGG configuration")
-    p.add_argument("--dropout", type=float, default=0.25, help="VGG classifier dropout")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=None,
-                   help=f"peak learning rate (default per architecture: {DEFAULT_LR})")
-    p.add_argument("--weight-decay", type=float, default=1e-2)
-    p.add_argument("--max-shift", type=int, default=6, help="random time shift, frames")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    p.add_argument("--real-dir", default=None,
-                   help="folder of real recordings to evaluate too (default: "
-                        "../shared/speech/one_speaker_words if present; 'none' to skip)")
-    p.add_argument("--no-progress", action="store_true")
-    return p.parse_args(argv)
+    g.add_argument("--lenet-width", type=float, default=0.5, help="ComplexLeNet width")
+    g.add_argument("--vgg-width", type=float, default=4, help="ComplexVGG first-block width")
+    g.add_argument("--vgg", default="vgg11", help="VGG configuration")
+    g.add_argument("--dropout", type=float, default=0.25, help="VGG classifier dropout")
+    g.add_argument("--max-shift", type=int, default=6, help="random time shift, frames")
+    g.add_argument("--real-dir", default=None,
+                   help="folder of real recordings to evaluate too, e.g. "
+                        "../shared/speech/one_speaker_words")
 
 
 def _fmt(rows: list[dict[str, Any]]) -> list[str]:
@@ -813,74 +838,144 @@ def _fmt(rows: list[dict[str, Any]]) -> list[str]:
             f"{100 * r['mean']:6.1f} ± {100 * r['std']:4.1f} %" for r in rows]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Train, save and evaluate; prints a table and a final JSON line.
+def _history(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The per-epoch history stored with an exported classifier, from the run's log."""
+    val = [r for r in records if "val_accuracy" in r]
+    steps = [r for r in records if "loss" in r]
+    best = max(val, key=lambda r: r["val_accuracy"], default=None)
+    return {"train_loss": [r["loss"] for r in steps], "lr": [r["lr"] for r in steps],
+            "val_loss": [r["val_loss"] for r in val],
+            "val_accuracy": [r["val_accuracy"] for r in val],
+            "best_step": best["step"] if best else 0,
+            "best_val_accuracy": best["val_accuracy"] if best else math.nan}
+
+
+def train_command(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
+    """Run ``python -m utils.train words``: every (arch, kind, seed) through the one loop.
+
+    Each run lives in ``OUT/runs/<name>/`` (``last.pt``, ``best.pt``, ``log.jsonl``; resumable);
+    its best weights are exported as ``OUT/<name>.pt`` in float16 and measured as stored.
 
     Notebook: notebooks/06_complex_networks.ipynb
+
+    Returns:
+        ``{"test": rows, "real": rows, "epochs", "seeds"}`` (rows of :func:`summarize`).
     """
-    args = parse_args(argv)
-    out = Path(args.out)
-    cfg = WORD_FEATURES
-    t_load = time.perf_counter()
-    train_set = load_words(args.data, "train", cfg=cfg)
+    # every option, before the data loads
+    if args.epochs < 1:
+        raise OptionError("--epochs", f"must be at least 1, got {args.epochs}")
+    for arch in args.arch:  # builds (and so checks) each configuration
+        WordsConfig(arch, args.kind[0], (), args.lenet_width if arch == "lenet"
+                    else args.vgg_width, args.vgg, args.dropout)
+    if args.max_shift < 0:
+        raise OptionError("--max-shift", f"must not be negative, got {args.max_shift}")
+    for option, folder in (("--data", args.data), ("--real-dir", args.real_dir)):
+        if folder is not None and not Path(folder).is_dir():
+            raise OptionError(option, f"no such folder: {folder}")
+    out = writable_folder(cfg.out)
+
+    train_set = load_words(args.data, "train")
     words = train_set.words
-    val_set = load_words(args.data, "validation", classes=words, cfg=cfg)
-    test_set = load_words(args.data, "testing", classes=words, cfg=cfg)
-    real_dir = (default_real_dir() if args.real_dir is None
-                else None if args.real_dir.lower() == "none" else Path(args.real_dir))
+    val_set = load_words(args.data, "validation", classes=words)
+    test_set = load_words(args.data, "testing", classes=words)
     real_set = None
-    if real_dir is not None:
-        shared = [d.name for d in sorted(Path(real_dir).iterdir())
+    if args.real_dir is not None:
+        shared = [d.name for d in sorted(Path(args.real_dir).iterdir())
                   if d.is_dir() and d.name in words]
         if shared:
-            real_set = load_words(real_dir, None, words=shared, classes=words, cfg=cfg)
-    print(f"data: {len(train_set.y)} train / {len(val_set.y)} validation / {len(test_set.y)} "
-          f"test clips, {len(words)} words; real: "
-          f"{len(real_set.y) if real_set is not None else 0} clips "
-          f"({time.perf_counter() - t_load:.1f} s)", flush=True)
+            real_set = load_words(args.real_dir, None, words=shared, classes=words)
 
     saved: list[Path] = []
     for arch in args.arch:
-        width = args.lenet_width if arch == "lenet" else args.vgg_width
         for kind in args.kind:
             for seed in args.seeds:
-                lr = args.lr if args.lr is not None else DEFAULT_LR[arch]
-                torch.manual_seed(seed)
-                model = build_model(arch, kind, len(words), width, vgg=args.vgg,
-                                    dropout=args.dropout)
-                hist = train(model, model_input(train_set.x, kind), train_set.y,
-                             model_input(val_set.x, kind), val_set.y, epochs=args.epochs,
-                             batch_size=args.batch_size, lr=lr,
-                             weight_decay=args.weight_decay, max_shift=args.max_shift,
-                             seed=seed, threads=args.threads, progress=not args.no_progress)
-                config = {"arch": arch, "kind": kind, "num_classes": len(words),
-                          "width": width, "vgg": args.vgg, "dropout": args.dropout,
-                          "width_scale": getattr(model, "width_scale", None),
-                          "words": list(words), "features": asdict(cfg), "seed": seed,
-                          "epochs": args.epochs, "batch_size": args.batch_size, "lr": lr,
-                          "weight_decay": args.weight_decay, "max_shift": args.max_shift,
-                          "data": Path(args.data).name}
-                path = save_model(model, config, out / checkpoint_name(arch, kind, seed), hist)
+                width = args.lenet_width if arch == "lenet" else args.vgg_width
+                config = WordsConfig(arch, kind, tuple(words), width, args.vgg, args.dropout)
+                task = WordsTask(config, train_set, val_set, max_shift=args.max_shift)
+                per_epoch = task.steps_per_epoch(cfg.batch_size)
+                steps = args.epochs * per_epoch
+                name = checkpoint_name(arch, kind, seed).removesuffix(".pt")
+                run = dataclasses.replace(
+                    cfg, out=str(out / "runs" / name), steps=steps, seed=seed,
+                    lr=args.lr if args.lr is not None else DEFAULT_LR[arch],
+                    warmup=args.warmup if args.warmup is not None else round(0.05 * steps),
+                    log_every=args.log_every or per_epoch, val_every=args.val_every or per_epoch,
+                    save_every=args.save_every or per_epoch)
+                result = train(task, run)
+                model, _ = load_model(Path(run.out) / "best.pt")
+                history = {**_history(result.records), "epochs": args.epochs, "steps": steps,
+                           "seconds": round(result.elapsed_s, 1)}
+                info = {"seed": seed, "epochs": args.epochs, "batch_size": run.batch_size,
+                        "lr": run.lr, "weight_decay": run.weight_decay,
+                        "max_shift": args.max_shift, "data": Path(args.data).name,
+                        "features": asdict(WORD_FEATURES)}
+                path = save_model(model, {**task.model_config(), **info},
+                                  out / checkpoint_name(arch, kind, seed), history)
                 saved.append(path)
-                print(f"{path.name}: {count_parameters(model)} params, best epoch "
-                      f"{hist['best_epoch']}/{args.epochs}, val {hist['best_val_accuracy']:.3f}, "
-                      f"{hist['seconds']:.1f} s", flush=True)
+                print(f"{path.name}: {count_parameters(model)} params, best step "
+                      f"{history['best_step']}/{steps}, val {history['best_val_accuracy']:.3f}, "
+                      f"{history['seconds']:.1f} s", flush=True)
 
-    # evaluate the checkpoints as stored (float16 weights), not the in-memory models
-    test = evaluate_checkpoints(saved, test_set, threads=args.threads)
-    rows = summarize(test)
+    # measure the checkpoints as stored (float16 weights), not the models in memory
+    rows = summarize(evaluate_checkpoints(saved, test_set, threads=cfg.threads))
     print("\ntest split (mean ± std over seeds)\narch   kind       params seeds  accuracy")
     print("\n".join(_fmt(rows)))
-    result: dict[str, Any] = {"test": rows, "epochs": args.epochs, "seeds": args.seeds}
+    result_rows: dict[str, Any] = {"test": rows, "epochs": args.epochs, "seeds": args.seeds}
     if real_set is not None:
-        real_rows = summarize(evaluate_checkpoints(saved, real_set, threads=args.threads))
-        print(f"\nreal recordings ({len(real_set.y)} clips of "
-              f"{sorted({real_set.words[int(i)] for i in real_set.y})}, 8-way predictions)")
+        real_rows = summarize(evaluate_checkpoints(saved, real_set, threads=cfg.threads))
+        print(f"\nreal recordings ({len(real_set.y)} clips, {len(words)}-way predictions)")
         print("\n".join(_fmt(real_rows)))
-        result["real"] = real_rows
-    print(json.dumps(result))
-    return 0
+        result_rows["real"] = real_rows
+    return result_rows
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``python -m utils.evaluate words``.
+
+    Notebook: notebooks/06_complex_networks.ipynb
+    """
+    p.add_argument("checkpoints", nargs="+", help="word classifier checkpoints (.pt)")
+    p.add_argument("data_dir", help="Speech Commands-layout folder")
+    p.add_argument("--split", choices=["train", "validation", "testing"], default=None,
+                   help="only the clips of this split (default: every clip)")
+    p.add_argument("--words", nargs="+", default=None,
+                   help="word folders to read (default: those among the models' classes)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--json", action="store_true", help="end with one JSON line")
+
+
+def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
+    """Run ``python -m utils.evaluate words``: accuracy of each checkpoint, mean ± std.
+
+    Notebook: notebooks/06_complex_networks.ipynb
+
+    Returns:
+        ``{"accuracy" (mean over checkpoints), "n_clips", "n_failed", "summary", "models"}``.
+    """
+    missing = [c for c in a.checkpoints if not Path(c).is_file()]
+    if missing:
+        raise OptionError(missing[0], "checkpoint file not found")
+    if not Path(a.data_dir).is_dir():
+        raise OptionError(a.data_dir, "no such folder")
+    if a.threads is not None and a.threads < 1:
+        raise OptionError("--threads", f"must be at least 1, got {a.threads}")
+    classes = list(load_model(a.checkpoints[0])[1]["config"]["words"])
+    folders = [d.name for d in sorted(Path(a.data_dir).iterdir()) if d.is_dir()]
+    words = a.words or [w for w in folders if w in classes]
+    if not words:
+        raise OptionError(a.data_dir, f"no folder of the models' words {classes}")
+    try:
+        data = load_words(a.data_dir, a.split, words=words, classes=classes)
+    except ValueError as exc:
+        raise OptionError(a.data_dir, str(exc)) from None
+    records = evaluate_checkpoints(a.checkpoints, data, threads=a.threads)
+    rows = summarize(records)
+    print(f"data   {a.data_dir}" + (f" [{a.split}]" if a.split else "")
+          + f": {len(data.y)} clips, {len(data.failed)} unreadable")
+    for path, reason in data.failed:
+        print(f"  skipped {path}: {reason}")
+    print("arch   kind       params seeds  accuracy")
+    print("\n".join(_fmt(rows)))
+    return {"accuracy": float(np.mean([r["accuracy"] for r in records])),
+            "n_clips": len(data.y), "n_failed": len(data.failed), "summary": rows,
+            "models": [{k: v for k, v in r.items() if k != "confusion"} for r in records]}

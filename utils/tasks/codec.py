@@ -1,0 +1,522 @@
+"""Task ``codec``: the mel VQ-VAE speech codec, trained and measured.
+
+Training (``python -m utils.train codec --data DIR [--data DIR ...] --out RUN``): the log-mel of
+every good clip of each folder's train split, random crops of ``--crop-frames`` frames, loss =
+masked L1 between input and reconstructed log-mel + the quantizer's commitment loss;
+validation = log-mel L1 of whole validation clips at the depths of ``--val-depths`` (default:
+the ≤ 1300 bps depth and all stages), codebook usage and perplexity; ``best.pt`` has the
+lowest mean validation L1.
+
+Evaluation (``python -m utils.evaluate codec CHECKPOINT DATA_DIR``): every .wav/.flac under
+DATA_DIR is encoded to indices (the bit stream), decoded and inverted with Griffin-Lim, then
+scored against the original after alignment: PESQ-WB, log-mel L1, STOI (with its caveat; see
+``docs/metrics.md``), the bit rate and the usage of the transmitted codes. ``--max-bitrate``
+picks the deepest residual stage that fits the budget. Anchors on the same clips:
+``--baseline griffinlim`` (Griffin-Lim on the TRUE mel, the ceiling of any mel model),
+``--baseline codec2`` (Debian's ``codec2``: ``c2enc``/``c2dec``) and ``--baseline opus``
+(``opus-tools``); with a baseline, CHECKPOINT may be ``-``. Unreadable files are skipped and
+counted; a run in which no file could be read fails.
+
+Notebook: notebooks/02_vq_vae.ipynb
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import librosa
+import numpy as np
+import soundfile as sf
+import torch
+from torch import Tensor, nn
+
+from utils.audio import FEATURES, SR, AudioError, load, log_mel, mel_spectrogram, mel_to_audio
+from utils.checkpoint import writable_folder
+from utils.data import SpeechCommands, find_audio
+from utils.errors import OptionError
+from utils.metrics import STOI_CAVEAT, align, logmel_l1, pesq_wb, stoi
+from utils.models.vqvae import MODEL_KIND, MelVQVAE, VQVAEConfig
+from utils.training import Task, TrainConfig, override, train
+from utils.vq import codebook_usage
+
+__all__ = [
+    "SUMMARY",
+    "TRAIN_DEFAULTS",
+    "CodecTask",
+    "load_log_mels",
+    "make_batch",
+    "validate",
+    "codec2_roundtrip",
+    "opus_roundtrip",
+    "score_files",
+    "add_train_arguments",
+    "train_command",
+    "add_eval_arguments",
+    "evaluate_command",
+]
+
+#: One line for ``--help``.
+SUMMARY = "mel VQ-VAE speech codec (residual VQ, one model for every bit rate)"
+
+#: The codec's defaults of the shared training settings.
+TRAIN_DEFAULTS = dict(steps=4000, batch_size=32, lr=1e-3, weight_decay=1e-4, warmup=200,
+                      min_lr_ratio=0.1, grad_clip=1.0, log_every=25, val_every=500,
+                      save_every=250)
+
+
+# --------------------------------------------------------------------------------------------
+# Data and batches
+# --------------------------------------------------------------------------------------------
+
+
+def load_log_mels(folders: Sequence[str | Path], split: str) -> tuple[list[Tensor], list[str]]:
+    """Log-mels of every good clip of ``split`` in each folder (bad files skipped, reported).
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        folders: Speech Commands-layout folders.
+        split: ``"train"``, ``"validation"`` or ``"testing"``.
+
+    Returns:
+        ``(features [n_mels, T] per clip, one line of report per folder)``.
+    """
+    feats: list[Tensor] = []
+    report = []
+    for folder in folders:
+        ds = SpeechCommands(folder, split=split, length=None, transform=log_mel, cache=False)
+        feats += [ds[i][0].float() for i in range(len(ds))]
+        report.append(f"{folder} [{split}]: {len(ds)} clips, {len(ds.failed)} skipped")
+    return feats, report
+
+
+def make_batch(
+    feats: Sequence[Tensor], step: int, *, batch_size: int, crop: int, seed: int,
+    rank: int = 0, world: int = 1, floor: float = math.log10(FEATURES.log_floor),
+) -> tuple[Tensor, Tensor]:
+    """The batch of ``step``: a pure function of (seed, step), so resuming is exact.
+
+    Clips are visited in a fresh permutation each pass over the data; each gets a random crop
+    of ``crop`` frames (shorter clips are padded with the log floor and masked). Under DDP,
+    rank ``r`` takes items ``r, r + world, ...`` of the global batch.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Returns:
+        ``(log-mel [b, n_mels, crop], mask [b, 1, crop])``.
+    """
+    n = len(feats)
+    per_pass = max(1, n // batch_size)
+    epoch, pos = divmod(step, per_pass)
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=g)
+    idx = perm[pos * batch_size : (pos + 1) * batch_size]
+    if len(idx) < batch_size:  # fewer clips than a batch: wrap around
+        idx = perm[torch.arange(pos * batch_size, (pos + 1) * batch_size) % n]
+    g_crop = torch.Generator().manual_seed(seed * 7_919 + step)
+    starts = torch.rand(batch_size, generator=g_crop)
+    n_mels = feats[0].shape[0]
+    x = torch.full((batch_size, n_mels, crop), floor)
+    mask = torch.zeros(batch_size, 1, crop)
+    for j, i in enumerate(idx.tolist()):
+        f = feats[i]
+        t = f.shape[1]
+        s = int(starts[j] * max(0, t - crop + 1))
+        piece = f[:, s : s + crop]
+        x[j, :, : piece.shape[1]] = piece
+        mask[j, :, : piece.shape[1]] = 1.0
+    return x[rank::world], mask[rank::world]
+
+
+@torch.no_grad()
+def validate(model: MelVQVAE, feats: Sequence[Tensor], depths: Sequence[int],
+             device: torch.device | str | None = None) -> dict[str, Any]:
+    """Mean log-mel L1 of whole validation clips at each depth, and codebook usage.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        model: The codec.
+        feats: Validation log-mels ``[n_mels, T]`` (on any device).
+        depths: Residual depths to measure.
+        device: Where to compute (default: the model's device).
+
+    Returns:
+        ``val_l1@d``, ``val_used@d``, ``val_ppl@d`` per depth and their mean L1 ``val_score``.
+    """
+    device = device or next(model.parameters()).device
+    was = model.training
+    model.eval()
+    out: dict[str, Any] = {}
+    try:
+        for d in depths:
+            model.quantizer.reset_usage()
+            tot = cnt = 0.0
+            for f in feats:
+                f = f.to(device)
+                y, _ = model(f[None], n_q=d)
+                tot += float((y[0] - f).abs().sum())
+                cnt += f.numel()
+            out[f"val_l1@{d}"] = tot / max(cnt, 1)
+            usage = model.quantizer.usage()
+            out[f"val_used@{d}"] = [round(u["used_fraction"], 4) for u in usage[:d]]
+            out[f"val_ppl@{d}"] = [round(u["perplexity"], 1) for u in usage[:d]]
+        out["val_score"] = sum(out[f"val_l1@{d}"] for d in depths) / len(depths)
+    finally:
+        model.quantizer.reset_usage()
+        model.train(was)
+    return out
+
+
+class CodecTask(Task):
+    """The codec for the training loop: log-mel crops in, masked L1 + commitment out.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        data: Speech Commands-layout folders (their train and validation splits are used).
+        config: The model's configuration.
+        crop_frames: Training crop in mel frames.
+        val_depths: Residual depths validated (default: ≤ 1300 bps and all stages).
+    """
+
+    name = "codec"
+    kind = MODEL_KIND
+    best_metric = "val_score"
+    best_mode = "min"
+
+    def __init__(self, data: Sequence[str | Path], config: VQVAEConfig | None = None, *,
+                 crop_frames: int = 64, val_depths: Sequence[int] | None = None) -> None:
+        self.config = config or VQVAEConfig()
+        if crop_frames < 1:
+            raise OptionError("--crop-frames", f"must be at least 1, got {crop_frames}")
+        bad = [d for d in (val_depths or []) if not 1 <= d <= self.config.num_quantizers]
+        if bad:
+            raise OptionError("--val-depths", f"{bad} outside 1..{self.config.num_quantizers}")
+        missing = [str(d) for d in data if not Path(d).is_dir()]
+        if not data or missing:
+            raise OptionError("--data", f"no such folder: {', '.join(missing) or '(none given)'}")
+        self.data = [str(d) for d in data]
+        self.crop_frames = crop_frames
+        self.val_depths = list(val_depths) if val_depths else None
+        self.train_feats: list[Tensor] = []
+        self.val_feats: list[Tensor] = []
+
+    def load_data(self) -> list[str]:  # noqa: D102
+        self.train_feats, report = load_log_mels(self.data, "train")
+        self.val_feats, vreport = load_log_mels(self.data, "validation")
+        if not self.train_feats:
+            raise OptionError("--data", f"no usable training clip in {', '.join(self.data)}")
+        return report + vreport
+
+    def build_model(self) -> MelVQVAE:  # noqa: D102
+        return MelVQVAE(self.config)
+
+    def model_config(self) -> dict[str, Any]:  # noqa: D102
+        return dataclasses.asdict(self.config)
+
+    def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,
+              world: int = 1) -> tuple[Tensor, Tensor]:  # noqa: D102
+        return make_batch(self.train_feats, step, batch_size=batch_size, crop=self.crop_frames,
+                          seed=seed, rank=rank, world=world)
+
+    def loss(self, model: nn.Module, batch: tuple[Tensor, ...]
+             ) -> tuple[Tensor, dict[str, Any]]:  # noqa: D102
+        x, mask = batch
+        y, vq = model(x)
+        recon = ((y - x).abs() * mask).sum() / (mask.sum() * x.shape[1]).clamp_min(1)
+        stats = {"recon_l1": float(recon.detach()),
+                 "commitment": float(vq.commitment_loss.detach()),
+                 "depth": int(vq.indices.shape[-1]),
+                 "perplexity": [round(float(p), 1) for p in vq.perplexity[:4]]}
+        return recon + vq.loss, stats
+
+    def validate(self, model: nn.Module, device: torch.device) -> dict[str, Any]:  # noqa: D102
+        if not self.val_feats:
+            return {}
+        depths = self.val_depths or sorted({model.depth_for_bitrate(1300),
+                                            self.config.num_quantizers})
+        return validate(model, self.val_feats, depths, device)
+
+    def checkpoint(self, model: nn.Module) -> dict[str, Any]:  # noqa: D102
+        return model.checkpoint(task=self.name, data=self.data, crop_frames=self.crop_frames)
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation: anchors and the scoring loop
+# --------------------------------------------------------------------------------------------
+
+
+def _need(tool: str, package: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise OptionError("--baseline", f"{tool} not found: install Debian's {package} package")
+    return path
+
+
+def codec2_roundtrip(y: np.ndarray, mode: str = "1300") -> np.ndarray:
+    """Encode and decode with Codec 2 (8 kHz narrow-band), back at 16 kHz.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+    enc, dec = _need("c2enc", "codec2"), _need("c2dec", "codec2")
+    y8 = librosa.resample(y, orig_sr=SR, target_sr=8000, res_type="soxr_hq")
+    pcm = (np.clip(y8, -1, 1) * 32767).astype("<i2")
+    with tempfile.TemporaryDirectory() as d:
+        raw, bits, out = Path(d, "in.raw"), Path(d, "x.c2"), Path(d, "out.raw")
+        raw.write_bytes(pcm.tobytes())
+        subprocess.run([enc, mode, str(raw), str(bits)], check=True, capture_output=True)
+        subprocess.run([dec, mode, str(bits), str(out)], check=True, capture_output=True)
+        y8_hat = np.frombuffer(out.read_bytes(), dtype="<i2").astype(np.float32) / 32768
+    return librosa.resample(y8_hat, orig_sr=8000, target_sr=SR, res_type="soxr_hq")
+
+
+def opus_roundtrip(y: np.ndarray, kbps: float = 6.0) -> np.ndarray:
+    """Encode and decode with Opus (``--speech``, VBR at ``kbps``), back at 16 kHz.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+    enc, dec = _need("opusenc", "opus-tools"), _need("opusdec", "opus-tools")
+    with tempfile.TemporaryDirectory() as d:
+        wav, opus, out = Path(d, "in.wav"), Path(d, "x.opus"), Path(d, "out.wav")
+        sf.write(wav, y, SR, subtype="PCM_16")
+        subprocess.run([enc, "--quiet", "--speech", "--bitrate", str(kbps), str(wav), str(opus)],
+                       check=True, capture_output=True)
+        subprocess.run([dec, "--quiet", "--rate", str(SR), str(opus), str(out)],
+                       check=True, capture_output=True)
+        y_hat, sr = sf.read(out, dtype="float32")
+    return y_hat if sr == SR else librosa.resample(y_hat, orig_sr=sr, target_sr=SR)
+
+
+def score_files(
+    files: Sequence[Path],
+    reconstruct: Callable[[np.ndarray], np.ndarray],
+    *,
+    with_stoi: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Reconstruct and score every file; unreadable files are skipped and counted.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        files: Audio files.
+        reconstruct: Waveform (16 kHz) → reconstructed waveform.
+        with_stoi: Also compute STOI.
+        progress: Show a progress bar.
+
+    Returns:
+        ``{"pesq_wb", "logmel_l1", "stoi", "n_clips", "n_failed", "failed", "per_clip"}``
+        (means over clips; PESQ ignores clips where it finds no speech, counted in
+        ``"n_pesq_nan"``; STOI ignores clips too short for it).
+    """
+    from tqdm.auto import tqdm
+
+    rows, failed = [], []
+    for f in tqdm(files, disable=not progress, desc="evaluate"):
+        try:
+            y = load(f, SR, min_samples=FEATURES.n_fft)
+        except AudioError as exc:
+            failed.append((str(f), exc.reason))
+            continue
+        y_hat = reconstruct(y)
+        ref, est = align(y, y_hat)
+        row = {"file": str(f), "pesq_wb": pesq_wb(ref, est), "logmel_l1": logmel_l1(ref, est)}
+        if with_stoi:
+            row["stoi"] = stoi(ref, est)
+        rows.append(row)
+
+    def mean(key: str) -> float:
+        vals = [r[key] for r in rows if key in r and not math.isnan(r[key])]
+        return float(np.mean(vals)) if vals else math.nan
+
+    return {
+        "pesq_wb": mean("pesq_wb"),
+        "logmel_l1": mean("logmel_l1"),
+        "stoi": mean("stoi") if with_stoi else math.nan,
+        "n_clips": len(rows),
+        "n_failed": len(failed),
+        "n_pesq_nan": sum(math.isnan(r["pesq_wb"]) for r in rows),
+        "failed": failed,
+        "per_clip": rows,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Command lines
+# --------------------------------------------------------------------------------------------
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The codec's options of ``python -m utils.train codec``.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+    p.add_argument("--data", action="append", required=True,
+                   help="Speech Commands-layout folder (repeatable); its train split is used")
+    p.add_argument("--crop-frames", type=int, default=64, help="training crop in mel frames")
+    p.add_argument("--val-depths", type=int, nargs="*", default=None,
+                   help="residual depths validated (default: 1300 bps and all stages)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="model hyper-parameter override, e.g. --set channels=128")
+
+
+def train_command(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
+    """Run ``python -m utils.train codec``: every option is checked before the data loads.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Returns:
+        The final record (last log line and validation, step, elapsed time).
+    """
+    config = override(VQVAEConfig(), args.set)
+    task = CodecTask(args.data, config, crop_frames=args.crop_frames, val_depths=args.val_depths)
+    return train(task, cfg).last
+
+
+def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    """The codec's options of ``python -m utils.evaluate codec``.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+    p.add_argument("checkpoint", help="model checkpoint (.pt), or '-' with --baseline")
+    p.add_argument("data_dir", help="folder searched recursively for .wav/.flac (or one file)")
+    p.add_argument("--max-bitrate", type=float, default=None, help="bit budget in bits/s")
+    p.add_argument("--depth", type=int, default=None, help="residual stages (overrides budget)")
+    p.add_argument("--baseline", choices=["griffinlim", "codec2", "opus"], default=None)
+    p.add_argument("--codec2-mode", default="1300")
+    p.add_argument("--opus-kbps", type=float, default=6.0)
+    p.add_argument("--split", choices=["train", "validation", "testing"], default=None,
+                   help="only the clips of this split (Speech Commands rule)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N files only")
+    p.add_argument("--no-stoi", action="store_true")
+    p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
+    p.add_argument("--json", action="store_true", help="end with one JSON line")
+    p.add_argument("--per-clip", type=Path, default=None, help="write per-clip rows (JSON)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--no-progress", action="store_true")
+
+
+_CODEC2_MODES = ("3200", "2400", "1600", "1400", "1300", "1200", "700C", "450", "450PWB")
+
+
+def _check_eval_options(a: argparse.Namespace) -> None:
+    """Every option of the evaluation, checked before anything loads."""
+    for name in ("max_bitrate", "opus_kbps"):
+        value = getattr(a, name)
+        if value is not None and not value > 0:
+            raise OptionError(f"--{name.replace('_', '-')}", f"must be positive, got {value}")
+    for name in ("depth", "limit", "gl_iters"):
+        value = getattr(a, name)
+        if value is not None and value < 1:
+            raise OptionError(f"--{name.replace('_', '-')}", f"must be at least 1, got {value}")
+    if a.baseline == "codec2" and a.codec2_mode not in _CODEC2_MODES:
+        raise OptionError("--codec2-mode", f"must be one of {_CODEC2_MODES}")
+    if a.baseline is None and a.checkpoint == "-":
+        raise OptionError("checkpoint", "'-' needs --baseline")
+    if a.baseline is None and not Path(a.checkpoint).is_file():
+        raise OptionError(a.checkpoint, "checkpoint file not found")
+    if not Path(a.data_dir).exists():
+        raise OptionError(a.data_dir, "no such file or folder")
+    if a.per_clip is not None:
+        writable_folder(a.per_clip.resolve().parent, "--per-clip")
+
+
+def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
+    """Run ``python -m utils.evaluate codec``: prints a table; returns the summary.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Returns:
+        The summary (``pesq_wb``, ``logmel_l1``, ``stoi``, ``bitrate_bps``, ``n_clips``,
+        ``n_failed``, ...); ``n_clips == 0`` means that no file could be read.
+    """
+    from utils.distributed import resolve_device
+
+    _check_eval_options(a)
+    device = resolve_device(a.device)
+    files = find_audio(a.data_dir, a.split)
+    if a.limit:
+        files = files[: a.limit]
+    if not files:
+        raise OptionError(a.data_dir, "no .wav/.flac files here"
+                          + (f" in split {a.split!r}" if a.split else ""))
+    info: dict[str, Any] = {}
+    counts = None
+    if a.baseline == "griffinlim":
+        system, bitrate = f"Griffin-Lim {a.gl_iters} it. on the true mel", math.nan
+
+        def rec(y: np.ndarray) -> np.ndarray:
+            return mel_to_audio(mel_spectrogram(y), n_iter=a.gl_iters, length=len(y))
+    elif a.baseline == "codec2":
+        system, bitrate = f"Codec 2 {a.codec2_mode}", float(a.codec2_mode.rstrip("CPWB"))
+
+        def rec(y: np.ndarray) -> np.ndarray:
+            return codec2_roundtrip(y, a.codec2_mode)
+    elif a.baseline == "opus":
+        system, bitrate = f"Opus --speech {a.opus_kbps:g} kbps", 1000.0 * a.opus_kbps
+
+        def rec(y: np.ndarray) -> np.ndarray:
+            return opus_roundtrip(y, a.opus_kbps)
+    else:
+        model = MelVQVAE.from_checkpoint(a.checkpoint, map_location=device)
+        if a.depth is not None and a.depth > model.config.num_quantizers:
+            raise OptionError("--depth", f"the model has {model.config.num_quantizers} stages")
+        if a.depth is not None:
+            depth = a.depth
+        elif a.max_bitrate is not None:
+            try:
+                depth = model.depth_for_bitrate(a.max_bitrate)
+            except ValueError as exc:
+                raise OptionError("--max-bitrate", str(exc)) from None
+        else:
+            depth = model.config.num_quantizers
+        bitrate = model.bitrate_bps(depth)
+        system = f"mel VQ-VAE, {depth} stage(s)"
+        info["depth"] = depth
+        counts = torch.zeros(depth, model.config.num_codes)
+
+        def rec(y: np.ndarray) -> np.ndarray:
+            idx = model.encode_audio(y, depth).cpu()  # the bit stream; its codes are counted
+            for s in range(depth):
+                counts[s] += torch.bincount(idx[..., s].flatten(), minlength=counts.shape[1])
+            return model.decode_audio(idx, len(y), n_iter=a.gl_iters)
+
+    res = score_files(files, rec, with_stoi=not a.no_stoi, progress=not a.no_progress)
+    if counts is not None:
+        info.update(codebook_usage(counts))
+    if a.per_clip:
+        a.per_clip.write_text(json.dumps(res["per_clip"], indent=1))
+    summary = {
+        "system": system,
+        "data": str(a.data_dir) + (f" [{a.split}]" if a.split else ""),
+        "pesq_wb": round(res["pesq_wb"], 4),
+        "logmel_l1": round(res["logmel_l1"], 4),
+        "stoi": round(res["stoi"], 4),
+        "bitrate_bps": bitrate,
+        "n_clips": res["n_clips"],
+        "n_failed": res["n_failed"],
+        "n_pesq_nan": res["n_pesq_nan"],
+        **info,
+    }
+    print(f"system        {system}")
+    print(f"data          {summary['data']}: {res['n_clips']} clips, {res['n_failed']} unreadable")
+    for path, reason in res["failed"]:
+        print(f"  skipped     {path}: {reason}")
+    print(f"bit rate      {bitrate:.0f} bps")
+    print(f"PESQ-WB       {res['pesq_wb']:.3f}")
+    print(f"log-mel L1    {res['logmel_l1']:.4f}")
+    if not a.no_stoi:
+        print(f"STOI          {res['stoi']:.3f}   ({STOI_CAVEAT})")
+    if "codebook_used_fraction" in info:
+        print(f"codes used    {info['codebook_used_fraction'][:6]} (first stages)")
+    return summary
