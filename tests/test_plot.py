@@ -1,4 +1,4 @@
-"""utils.plot: figures return what they drew; player tables normalise jointly."""
+"""utils.plot and utils.players: figures return what they drew; player tables normalise jointly."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from utils import plot
+from utils import players, plot
 
 
 def test_waveform_and_spectrogram_accept_ax_and_label_physical_axes(voiced):
@@ -26,12 +26,12 @@ def test_waveform_and_spectrogram_accept_ax_and_label_physical_axes(voiced):
 
 
 def test_player_table_joint_normalisation_keeps_relative_loudness(voiced):
-    html = plot.player_table({"loud": voiced, "quiet": 0.1 * voiced}).data
+    html = players.player_table({"loud": voiced, "quiet": 0.1 * voiced}).data
     assert html.count("<audio") == 2 and "loud" in html and "quiet" in html
-    rows = plot.player_table({"a": {"x": voiced, "y": voiced}, "b": {"x": voiced, "y": voiced}})
+    rows = players.player_table({"a": {"x": voiced, "y": voiced}, "b": {"x": voiced, "y": voiced}})
     assert rows.data.count("<audio") == 4
     # normalize=False would raise in IPython if a joint gain pushed a signal above 1
-    plot.player_table({"big": 3 * voiced, "small": voiced})
+    players.player_table({"big": 3 * voiced, "small": voiced})
 
 
 def test_spectrogram_rows_share_colour_scale(voiced):
@@ -42,25 +42,25 @@ def test_spectrogram_rows_share_colour_scale(voiced):
 
 
 def test_feature_explorer_callback(voiced):
-    fig, player = plot.feature_explorer(voiced, 16000, 512, 128, 40, n_iter=2)
+    fig, player = players.feature_explorer(voiced, 16000, 512, 128, 40, n_iter=2)
     assert len(fig.axes) == 4 and player.data.count("<audio") == 2
     plt.close(fig)
     with pytest.raises(ValueError, match="gaps"):
-        plot.feature_explorer(voiced, 16000, 256, 512, 40)
+        players.feature_explorer(voiced, 16000, 256, 512, 40)
 
 
 def test_table_formats_floats_and_nan():
-    html = plot.table([{"system": "x", "pesq": 2.5, "l1": float("nan")}]).data
+    html = players.table([{"system": "x", "pesq": 2.5, "l1": float("nan")}]).data
     assert "2.500" in html and "n/a" in html
 
 
 def test_figure_png_renders_and_closes(voiced):
     fig, _, _ = plot.waveform(voiced)
-    png = plot.figure_png(fig)
+    png = players.figure_png(fig)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
     assert not plt.fignum_exists(fig.number)
 
 
 def test_reconstruction_explorer_callback(voiced):
-    png, html = plot.reconstruction_explorer(voiced, lambda x: 0.5 * x, "half")
+    png, html = players.reconstruction_explorer(voiced, lambda x: 0.5 * x, "half")
     assert png[:4] == b"\x89PNG" and html.count("<audio") == 2 and "half" in html
