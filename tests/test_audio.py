@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 
 from utils import audio
-from utils.audio import FEATURES, AudioError, SilenceWarning
+from utils.audio import FEATURES, AudioError, ClippingWarning, SilenceWarning
+from utils.errors import ProjectError
 
 
 def write(path, y, sr=16000, subtype=None):
@@ -92,6 +93,58 @@ def test_truncated_flac_is_corrupt(tmp_path, voiced):
     bad.write_bytes(bytes(flipped))
     with pytest.raises(AudioError, match="flipped.flac"):
         audio.load(bad)
+
+
+def test_wav_cut_off_mid_data_is_refused_not_loaded_short(tmp_path, voiced):
+    """Defect: libsndfile reads a WAV cut in its data chunk as a shorter clip, silently."""
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, voiced, 16000, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    assert sf.info(str(cut)).frames < len(voiced)  # what made the old check miss it
+    with pytest.raises(AudioError, match=r"cut\.wav: truncated WAV: its data chunk declares"):
+        audio.load(cut)
+    assert len(audio.load(whole, sr=None)) == len(voiced)  # an intact WAV still loads
+
+
+def test_float_wav_beyond_full_scale_is_clipped_with_a_warning(tmp_path, voiced):
+    path = tmp_path / "hot.wav"
+    y = 1.5 * voiced / np.abs(voiced).max()
+    sf.write(path, y, 16000, subtype="FLOAT")
+    with pytest.warns(ClippingWarning, match="hot.wav: float samples reach 1.5"):
+        z = audio.load(path, sr=None)
+    assert np.abs(z).max() == 1.0 and np.allclose(z[np.abs(y) < 1], y[np.abs(y) < 1])
+
+
+def test_audio_error_is_the_project_error():
+    err = AudioError("x.wav", "why")
+    assert isinstance(err, ProjectError) and (err.path, err.reason) == ("x.wav", "why")
+    assert not hasattr(audio, "AUDIO_EXTENSIONS")  # one list of suffixes: utils.data
+
+
+@pytest.mark.parametrize("where, reason", [("missing/x.wav", "no such folder"),
+                                           ("x.mp4", "use .wav or .flac")])
+def test_save_refuses_with_a_project_error_naming_the_destination(tmp_path, voiced, where,
+                                                                  reason):
+    with pytest.raises(AudioError, match=reason) as info:
+        audio.save(tmp_path / where, voiced)
+    assert info.value.path == str(tmp_path / where) and ".tmp" not in str(info.value)
+
+
+def test_save_into_read_only_folder_names_the_file_not_the_temp(tmp_path, voiced):
+    import os
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):  # root ignores permissions
+            pytest.skip("running as root: a read-only folder is still writable")
+        with pytest.raises(AudioError, match="ro/x.wav: cannot write: Permission denied"):
+            audio.save(folder / "x.wav", voiced)
+    finally:
+        folder.chmod(0o700)
+    assert list(folder.iterdir()) == []
 
 
 def test_shared_bad_audio_files_raise_naming_the_file(bad_audio_dir):
@@ -223,3 +276,15 @@ def test_peak_normalize_is_joint():
     na, nb = audio.peak_normalize(a, b, peak=1.0)
     assert np.isclose(np.abs(na).max(), 1.0)
     assert np.isclose(nb[0] / na[0], 0.2)  # ratio kept
+
+
+def test_save_on_a_full_disk_names_the_file_and_leaves_no_temp(tmp_path, voiced, monkeypatch):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(audio.sf, "write", full)
+    with pytest.raises(AudioError, match="x.wav: cannot write: No space left on device"):
+        audio.save(tmp_path / "x.wav", voiced)
+    assert list(tmp_path.iterdir()) == []

@@ -39,3 +39,13 @@ def test_pesq_no_speech_is_nan_and_stoi_has_caveat(voiced):
     s = metrics.stoi(voiced, voiced)
     assert math.isnan(s) or 0.9 < s <= 1.0
     assert "unreliable" in metrics.STOI_CAVEAT
+
+
+def test_stoi_is_nan_when_too_little_speech_to_measure():
+    """Defect: pystoi's warning was suppressed and its 1e-5 reported as STOI ≈ 0."""
+    rng = np.random.default_rng(0)
+    y = np.zeros(16000, np.float32)
+    y[6000:9000] = 0.3 * rng.standard_normal(3000)  # 190 ms of sound: < one 384 ms segment
+    assert math.isnan(metrics.stoi(y, y))
+    long = 0.3 * rng.standard_normal(48000).astype(np.float32)
+    assert metrics.stoi(long, long) > 0.99

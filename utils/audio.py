@@ -5,7 +5,8 @@ forward transform and its inverse always share the same parameters and **the sam
 filterbank** (the 2022 seed computed its mel with torchaudio's HTK scale and inverted it with
 librosa's Slaney scale at another sample rate; see ``tests/test_audio.py``).
 
-The default feature configuration, :data:`FEATURES`, is the one the metrics of DESIGN.md use:
+The default feature configuration, :data:`FEATURES`, is the one the metrics use
+(``docs/metrics.md``, ``docs/features.md``):
 16 kHz, n_fft 1024, hop 256, 80 mel bands (Slaney scale and area normalisation, librosa's
 default filterbank), magnitude (power 1) mel, and ``log10(max(M, 1e-5))`` as the log-mel.
 
@@ -14,6 +15,7 @@ Notebook: notebooks/01_signal_processing.ipynb
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from dataclasses import dataclass, replace
@@ -24,9 +26,12 @@ import librosa
 import numpy as np
 import soundfile as sf
 
+from utils.errors import ProjectError
+
 __all__ = [
     "SR",
     "AudioError",
+    "ClippingWarning",
     "SilenceWarning",
     "FeatureConfig",
     "FEATURES",
@@ -49,24 +54,19 @@ __all__ = [
 #: Sample rate of every model and metric in the collection (Hz).
 SR = 16_000
 
-#: Readable extensions (what libsndfile decodes reliably).
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
-
-
-class AudioError(Exception):
-    """The one error type for audio that cannot be used, naming the file and the reason.
+class AudioError(ProjectError):
+    """Audio that cannot be used: ``path`` names the file (``"<array>"`` for a signal in
+    memory) and ``reason`` says why (``"corrupt or truncated FLAC data: ..."``).
 
     Notebook: notebooks/01_signal_processing.ipynb
-
-    Attributes:
-        path: The offending file (or ``"<array>"`` for in-memory signals).
-        reason: A short human-readable reason (``"corrupt or truncated FLAC: ..."``).
     """
 
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+
+class ClippingWarning(UserWarning):
+    """Warned when a float file holds samples beyond [-1, 1]; they are clipped on loading.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+    """
 
 
 class SilenceWarning(UserWarning):
@@ -150,7 +150,35 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
         raise AudioError(path, f"contains no samples ({info.format}, header only)")
     if info.frames > 0 and y.shape[0] < info.frames:
         raise AudioError(path, f"truncated: header says {info.frames} frames, read {y.shape[0]}")
+    declared = _riff_data_size(path)
+    if declared is not None and declared > size:
+        raise AudioError(path, f"truncated WAV: its data chunk declares {declared} bytes, "
+                               f"the whole file has {size}")
     return y.T, int(sr)  # (channels, samples)
+
+
+def _riff_data_size(path: Path) -> int | None:
+    """Offset of a RIFF/WAVE file's data chunk end as its header declares it (``None``: not a
+    RIFF WAVE, or a streaming header whose size fields are unset).
+
+    libsndfile reads a WAV cut off in the middle of its data as a shorter clip without
+    complaint, since it derives the frame count from the bytes present; the header's
+    data-chunk size still says how long the file was meant to be.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                if size in (0, 0xFFFFFFFF):  # streaming writers leave it unset
+                    return None
+                return f.tell() + size
+            f.seek(size + (size & 1), os.SEEK_CUR)
 
 
 def load(
@@ -169,9 +197,11 @@ def load(
     """Load an audio file as float32 in [-1, 1], resampled, mono, padded or cropped.
 
     Anything unusable raises :class:`AudioError` naming the file and the reason: missing,
-    empty (0 bytes), header without samples, corrupt or truncated data, unsupported format,
-    NaN or infinite samples, or (with ``pad=False``) shorter than ``length``. A near-silent
-    clip loads but warns with :class:`SilenceWarning`.
+    empty (0 bytes), header without samples, corrupt or truncated data (a WAV whose data
+    chunk is shorter than its header declares included), unsupported format, NaN or infinite
+    samples, or (with ``pad=False``) shorter than ``length``. A near-silent clip loads but
+    warns with :class:`SilenceWarning`; a float file with samples beyond [-1, 1] is clipped
+    to [-1, 1] with a :class:`ClippingWarning`.
 
     Notebook: notebooks/01_signal_processing.ipynb
 
@@ -205,6 +235,11 @@ def load(
         start = int(round(offset * file_sr))
         stop = None if duration is None else start + int(round(duration * file_sr))
         y = y[:, start:stop]
+    over = float(np.max(np.abs(y))) if y.size else 0.0
+    if over > 1.0:  # only float files can hold such samples
+        warnings.warn(f"{path}: float samples reach {over:.3g}, beyond [-1, 1]; clipped",
+                      ClippingWarning, stacklevel=2)
+        y = np.clip(y, -1.0, 1.0)
     if mono and y.shape[0] > 1:
         y = y.mean(axis=0, keepdims=True)
     if sr is not None and sr != file_sr:
@@ -261,15 +296,34 @@ def save(path: str | os.PathLike, y: np.ndarray, sr: int = SR) -> Path:
 
     Returns:
         The path written.
+
+    Raises:
+        AudioError: For NaN samples, an unsupported suffix, or a folder that cannot be written
+            (missing, read-only, full), naming the destination rather than the temporary file.
     """
     path = Path(path)
     y = np.asarray(y, dtype=np.float32)
     if not np.all(np.isfinite(y)):
         raise AudioError("<array>", "refusing to save NaN or infinite samples")
     data = np.clip(y.T if y.ndim == 2 else y, -1.0, 1.0)
+    fmt = path.suffix.lstrip(".").upper()
+    if fmt not in ("WAV", "FLAC"):
+        raise AudioError(path, f"cannot save as {path.suffix or 'a file without suffix'!r}: "
+                               "use .wav or .flac")
+    if not path.parent.is_dir():
+        raise AudioError(path, f"cannot write: no such folder {path.parent}")
     tmp = path.with_name(f".{path.name}.tmp")
-    sf.write(str(tmp), data, sr, subtype="PCM_16", format=path.suffix.lstrip(".").upper())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:  # an OSError here says why (missing, read-only, full)
+            sf.write(f, data, sr, subtype="PCM_16", format=fmt)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError, sf.LibsndfileError) as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise AudioError(path, f"cannot write: {reason}") from None
     return path
 
 

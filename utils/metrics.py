@@ -1,6 +1,6 @@
 """Objective quality of a reconstruction: PESQ-WB, log-mel L1 and STOI, after alignment.
 
-Definitions (DESIGN.md): both signals at 16 kHz are aligned by cross-correlation, then
+Definitions (``docs/metrics.md``): both signals at 16 kHz are aligned by cross-correlation, then
 
 - **PESQ-WB**: ITU-T P.862.2 wide-band MOS-LQO from the ``pesq`` package (1.04 … 4.64).
 - **log-mel L1**: mean |log10(max(M, 1e-5)) − log10(max(M̂, 1e-5))| with the collection's
@@ -112,16 +112,22 @@ def stoi(reference: np.ndarray, estimate: np.ndarray, sr: int = SR) -> float:
         sr: Sample rate in Hz.
 
     Returns:
-        STOI in [0, 1] (NaN if the clip is too short to measure).
+        STOI in [0, 1], or NaN when it cannot be measured: fewer than 30 non-silent frames
+        (one 384 ms segment) are left after pystoi drops frames 40 dB below the loudest.
     """
     from pystoi import stoi as _stoi
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
-            return float(_stoi(reference, estimate, sr, extended=False))
+            value = float(_stoi(reference, estimate, sr, extended=False))
         except Exception:  # pystoi raises on clips with fewer frames than one segment
             return math.nan
+    # pystoi warns and returns 1e-5 when, after dropping silent frames, fewer than one
+    # 384 ms segment is left: that is "not measurable", not "unintelligible".
+    if any("Not enough STFT frames" in str(w.message) for w in caught):
+        return math.nan
+    return value
 
 
 def evaluate_pair(

@@ -317,7 +317,8 @@ def score_files(
     Returns:
         ``{"pesq_wb", "logmel_l1", "stoi", "n_clips", "n_failed", "failed", "per_clip"}``
         (means over clips; PESQ ignores clips where it finds no speech, counted in
-        ``"n_pesq_nan"``; STOI ignores clips too short for it).
+        ``"n_pesq_nan"``; STOI ignores clips with too little speech for it, counted in
+        ``"n_stoi_nan"``).
     """
     from tqdm.auto import tqdm
 
@@ -346,6 +347,7 @@ def score_files(
         "n_clips": len(rows),
         "n_failed": len(failed),
         "n_pesq_nan": sum(math.isnan(r["pesq_wb"]) for r in rows),
+        "n_stoi_nan": sum(math.isnan(r.get("stoi", 0.0)) for r in rows),
         "failed": failed,
         "per_clip": rows,
     }
