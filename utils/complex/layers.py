@@ -455,53 +455,60 @@ class ComplexLinear(nn.Module):
 
 
 class _ComplexConvNd(nn.Module):
+    """The shared body of the complex convolutions; a subclass sets ``nd`` and ``transposed``.
+
+    Notebook: notebooks/05_complex_layers.ipynb
+    """
+
+    nd: int = 2
+    transposed: bool = False
+
     def __init__(
         self,
-        nd: int,
         in_channels: int,
         out_channels: int,
         kernel_size: Sequence[int] | int,
-        stride: Sequence[int] | int,
-        padding: Sequence[int] | int | str,
-        dilation: Sequence[int] | int,
-        groups: int,
-        bias: bool,
-        transposed: bool,
-        output_padding: Sequence[int] | int,
-        impl: str,
-        criterion: str,
-        init_mode: str,
-        channels_last: bool,
-        dtype: torch.dtype,
-        device: torch.device | str | None,
+        stride: Sequence[int] | int = 1,
+        padding: Sequence[int] | int | str = 0,
+        dilation: Sequence[int] | int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        impl: str = "auto",
+        criterion: str = "glorot",
+        init_mode: str = "independent",
+        channels_last: bool = True,
+        dtype: torch.dtype = torch.complex64,
+        device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
         if not dtype.is_complex:
             raise TypeError(f"dtype must be complex, got {dtype}")
         if in_channels % groups or out_channels % groups:
             raise ValueError("in_channels and out_channels must be divisible by groups")
-        _resolve_impl(impl, "conv_transpose" if transposed else "conv")
-        self.nd = nd
+        _resolve_impl(impl, "conv_transpose" if self.transposed else "conv")
+        nd = self.nd
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = tuple(_ntuple(kernel_size, nd))
         self.stride = tuple(_ntuple(stride, nd))
         self.dilation = tuple(_ntuple(dilation, nd))
         self.padding = self._explicit_padding(padding)
-        self.output_padding = tuple(_ntuple(output_padding, nd))
+        self.output_padding = (0,) * nd
         self.groups = groups
-        self.transposed = transposed
         self.impl = impl
         self.criterion = criterion
         self.init_mode = init_mode
         self.channels_last = channels_last
-        shape = ((in_channels, out_channels // groups) if transposed
+        shape = ((in_channels, out_channels // groups) if self.transposed
                  else (out_channels, in_channels // groups))
         self.weight = nn.Parameter(torch.empty(*shape, *self.kernel_size, dtype=dtype,
                                                device=device))
         self.bias = (nn.Parameter(torch.empty(out_channels, dtype=dtype, device=device))
                      if bias else None)
         self.reset_parameters()
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self._conv(z, self.output_padding)
 
     def _explicit_padding(self, padding: Sequence[int] | int | str) -> tuple[int, ...]:
         if padding == "valid":
@@ -557,29 +564,7 @@ class ComplexConv1d(_ComplexConvNd):
     Notebook: notebooks/05_complex_layers.ipynb
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: Sequence[int] | int,
-        stride: Sequence[int] | int = 1,
-        padding: Sequence[int] | int | str = 0,
-        dilation: Sequence[int] | int = 1,
-        groups: int = 1,
-        bias: bool = True,
-        impl: str = "auto",
-        criterion: str = "glorot",
-        init_mode: str = "independent",
-        channels_last: bool = True,
-        dtype: torch.dtype = torch.complex64,
-        device: torch.device | str | None = None,
-    ) -> None:
-        super().__init__(1, in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, False, 0, impl, criterion, init_mode, channels_last, dtype,
-                         device)
-
-    def forward(self, z: Tensor) -> Tensor:
-        return self._conv(z, (0,))
+    nd = 1
 
 
 class ComplexConv2d(_ComplexConvNd):
@@ -622,29 +607,7 @@ class ComplexConv2d(_ComplexConvNd):
     Notebook: notebooks/05_complex_layers.ipynb
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: Sequence[int] | int,
-        stride: Sequence[int] | int = 1,
-        padding: Sequence[int] | int | str = 0,
-        dilation: Sequence[int] | int = 1,
-        groups: int = 1,
-        bias: bool = True,
-        impl: str = "auto",
-        criterion: str = "glorot",
-        init_mode: str = "independent",
-        channels_last: bool = True,
-        dtype: torch.dtype = torch.complex64,
-        device: torch.device | str | None = None,
-    ) -> None:
-        super().__init__(2, in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, False, 0, impl, criterion, init_mode, channels_last, dtype,
-                         device)
-
-    def forward(self, z: Tensor) -> Tensor:
-        return self._conv(z, (0, 0))
+    nd = 2
 
 
 class ComplexConvTranspose2d(_ComplexConvNd):
@@ -667,6 +630,8 @@ class ComplexConvTranspose2d(_ComplexConvNd):
     Notebook: notebooks/05_complex_layers.ipynb
     """
 
+    transposed = True
+
     def __init__(
         self,
         in_channels: int,
@@ -687,9 +652,9 @@ class ComplexConvTranspose2d(_ComplexConvNd):
     ) -> None:
         if isinstance(padding, str):
             raise ValueError("ComplexConvTranspose2d needs explicit integer padding")
-        super().__init__(2, in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, True, output_padding, impl, criterion, init_mode,
-                         channels_last, dtype, device)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, impl, criterion, init_mode, channels_last, dtype, device)
+        self.output_padding = tuple(_ntuple(output_padding, self.nd))
 
     def forward(self, z: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
         output_padding = self.output_padding

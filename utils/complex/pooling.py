@@ -64,7 +64,8 @@ def _gather(z: Tensor, index: Tensor) -> Tensor:
 
 
 def _pool_real_view(
-    z: Tensor, nd: int, pool: Callable[..., Tensor], kwargs: dict, trailing_pool: Callable
+    z: Tensor, nd: int, pool: Callable[..., Tensor], kwargs: dict, trailing_pool: Callable,
+    trailing_kwargs: dict,
 ) -> Tensor:
     """Apply a linear real pooling to Re and Im of ``z`` at once.
 
@@ -80,7 +81,7 @@ def _pool_real_view(
         out = pool(x, **kwargs)
         out = out.reshape(batch, chans, 2, *out.shape[2:]).movedim(2, -1)
     else:
-        out = trailing_pool(zr, **kwargs)
+        out = trailing_pool(zr, **trailing_kwargs)
     if out.stride(-1) != 1:
         out = out.contiguous()
     return torch.view_as_complex(out)
@@ -187,7 +188,25 @@ class ComplexAdaptiveMaxPool2d(nn.Module):
         return f"output_size={self.output_size}"
 
 
-class ComplexAvgPool2d(nn.Module):
+class _ComplexLinearPoolNd(nn.Module):
+    """A linear pooling of complex tensors: Re and Im pooled together by one real call.
+
+    A subclass says which real pooling to run (:meth:`_plan`); this class runs it.
+    """
+
+    nd = 2
+
+    def _plan(self) -> tuple[Callable[..., Tensor], dict, Callable[..., Tensor], dict]:
+        """``(pool, kwargs, trailing_pool, trailing_kwargs)`` for :func:`_pool_real_view`."""
+        raise NotImplementedError
+
+    def forward(self, z: Tensor) -> Tensor:
+        pool, kwargs, trailing, trailing_kwargs = self._plan()
+        return _batched(z, self.nd, lambda x: _pool_real_view(x, self.nd, pool, kwargs, trailing,
+                                                              trailing_kwargs))
+
+
+class ComplexAvgPool2d(_ComplexLinearPoolNd):
     """2-D average pooling of complex tensors (Re and Im pooled together in one real call).
 
     Arguments as in ``torch.nn.AvgPool2d``. Exactly the complex mean of each window (pooling is
@@ -208,6 +227,10 @@ class ComplexAvgPool2d(nn.Module):
         divisor_override: int | None = None,
     ) -> None:
         super().__init__()
+        if self.nd == 1 and divisor_override is not None:
+            raise ValueError("divisor_override exists for 2-D pooling only (as in torch)")
+        if self.nd == 1 and divisor_override is not None:
+            raise ValueError("divisor_override exists for 2-D pooling only (as in torch)")
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
@@ -215,7 +238,7 @@ class ComplexAvgPool2d(nn.Module):
         self.count_include_pad = count_include_pad
         self.divisor_override = divisor_override
 
-    def _run(self, z: Tensor) -> Tensor:
+    def _plan(self) -> tuple[Callable[..., Tensor], dict, Callable[..., Tensor], dict]:
         nd = self.nd
         common = dict(ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad)
         if nd == 2:
@@ -229,14 +252,7 @@ class ComplexAvgPool2d(nn.Module):
                                divisor_override=self.divisor_override)
         pool = F.avg_pool1d if nd == 1 else F.avg_pool2d
         trailing = F.avg_pool2d if nd == 1 else F.avg_pool3d
-
-        def run_trailing(x: Tensor, **_: object) -> Tensor:
-            return trailing(x, **trailing_kwargs)
-
-        return _pool_real_view(z, nd, pool, kwargs, run_trailing)
-
-    def forward(self, z: Tensor) -> Tensor:
-        return _batched(z, self.nd, self._run)
+        return pool, kwargs, trailing, trailing_kwargs
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -250,18 +266,8 @@ class ComplexAvgPool1d(ComplexAvgPool2d):
 
     nd = 1
 
-    def __init__(
-        self,
-        kernel_size: _IntOrTuple,
-        stride: _IntOrTuple | None = None,
-        padding: _IntOrTuple = 0,
-        ceil_mode: bool = False,
-        count_include_pad: bool = True,
-    ) -> None:
-        super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad, None)
 
-
-class ComplexAdaptiveAvgPool2d(nn.Module):
+class ComplexAdaptiveAvgPool2d(_ComplexLinearPoolNd):
     """Adaptive 2-D average pooling of complex tensors to ``output_size``.
 
     (PyTorch's ``adaptive_avg_pool2d`` rejects ``complex128``; this works for both complex dtypes.)
@@ -278,7 +284,7 @@ class ComplexAdaptiveAvgPool2d(nn.Module):
         super().__init__()
         self.output_size = output_size
 
-    def _run(self, z: Tensor) -> Tensor:
+    def _plan(self) -> tuple[Callable[..., Tensor], dict, Callable[..., Tensor], dict]:
         nd = self.nd
         size = self.output_size
         if isinstance(size, int) or size is None:
@@ -286,14 +292,7 @@ class ComplexAdaptiveAvgPool2d(nn.Module):
         size = tuple(size)
         pool = F.adaptive_avg_pool1d if nd == 1 else F.adaptive_avg_pool2d
         trailing = F.adaptive_avg_pool2d if nd == 1 else F.adaptive_avg_pool3d
-
-        def run_trailing(x: Tensor, **_: object) -> Tensor:
-            return trailing(x, (*size, 2))
-
-        return _pool_real_view(z, nd, pool, {"output_size": size}, run_trailing)
-
-    def forward(self, z: Tensor) -> Tensor:
-        return _batched(z, self.nd, self._run)
+        return pool, {"output_size": size}, trailing, {"output_size": (*size, 2)}
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
