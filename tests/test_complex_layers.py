@@ -2,8 +2,7 @@
 
 Reference computations run in complex128 / float64 (tolerance 1e-10). Tests named
 ``test_seed_defect_*`` are regressions for defects of the 2022 seed repository
-``mehdihosseinimoghadam/Complex-Neural-Networks`` (research/seed_repositories.md, section 4,
-items 19, 26-28).
+``mehdihosseinimoghadam/Complex-Neural-Networks`` (defects 19 and 26-28 of ``docs/seed.md``).
 """
 
 from __future__ import annotations

@@ -265,3 +265,63 @@ def test_codec_baselines_when_installed(baseline, tool, voiced):
     y = fn(voiced)
     assert abs(len(y) - len(voiced)) < 2000
     assert evaluate_pair(voiced, y)["logmel_l1"] < 1.0
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize("option, value", [("--max-bitrate", "0"), ("--depth", "0"),
+                                           ("--limit", "0"), ("--gl-iters", "0"),
+                                           ("--max-bitrate", "-5")])
+def test_evaluate_zero_options_are_refused_not_read_as_unset(option, value, tmp_path, capsys):
+    """Defect: 0 was falsy, so `--max-bitrate 0` etc. silently reported full-depth numbers."""
+    ck = save_atomic(tiny_model().checkpoint(), tmp_path / "m.pt")
+    code = eval_main(["codec", str(ck), str(tmp_path), option, value, "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"error: {option}:" in err and value in err
+
+
+def test_evaluate_where_every_file_is_bad_exits_1_with_valid_json(tmp_path, capsys):
+    ck = save_atomic(tiny_model().checkpoint(), tmp_path / "m.pt")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "a.wav").write_bytes(b"RIFF....garbage")
+    (clips / "b.flac").write_bytes(b"")
+    code = eval_main(["codec", str(ck), str(clips), "--json", "--no-progress", "--no-stoi"])
+    out = capsys.readouterr().out
+    res = json.loads(out.strip().splitlines()[-1])  # NaN would be invalid JSON: null instead
+    assert code == 1 and res["n_clips"] == 0 and res["n_failed"] == 2
+    assert res["pesq_wb"] is None and "a.wav" in out and "b.flac" in out
+
+
+def test_checkpoint_without_format_version_or_with_edited_features_is_refused(tmp_path):
+    ck = tiny_model().checkpoint()
+    old = save_atomic({k: v for k, v in ck.items() if k != "format_version"}, tmp_path / "o.pt")
+    with pytest.raises(CheckpointError, match="has no format_version: not written by this"):
+        MelVQVAE.from_checkpoint(old)
+    edited = save_atomic({**ck, "features": {**ck["features"], "sr": 22050}}, tmp_path / "e.pt")
+    with pytest.raises(CheckpointError, match="sr"):
+        MelVQVAE.from_checkpoint(edited)
+
+
+def test_evaluate_per_clip_into_an_unwritable_place_is_refused_first(tmp_path, capsys):
+    ck = save_atomic(tiny_model().checkpoint(), tmp_path / "m.pt")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a file where a folder should be: not writable even as root
+    code = eval_main(["codec", str(ck), str(tmp_path), "--per-clip",
+                      str(blocker / "rows.json"), "--no-progress"])
+    assert code == 2 and "--per-clip" in capsys.readouterr().err
+
+
+def test_seed_defect_5_the_codec_trains_on_the_log_mel_not_the_raw_power_mel(tiny_data):
+    """Seed defect 5: raw power mels (no log, no normalisation) went into the loss."""
+    from utils.audio import load, log_mel
+    from utils.data import SpeechCommands
+    from utils.tasks.codec import load_log_mels
+
+    feats, _ = load_log_mels([tiny_data], "train")
+    first = SpeechCommands(tiny_data, split="train", length=None).files[0]
+    np.testing.assert_allclose(feats[0].numpy(), log_mel(load(first)), atol=1e-5)
+    assert feats[0].min() >= -5.0 and feats[0].max() < 2.0  # log10 units, floor 1e-5
+    x, _ = make_batch(feats, 0, batch_size=2, crop=16, seed=0)
+    assert x.min() >= -5.0 and x.max() < 2.0

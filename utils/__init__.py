@@ -2,14 +2,19 @@
 
 Modules (import what you need; nothing heavy is imported here):
 
-- ``utils.audio``    loading with clear errors, STFT / mel / log-mel / MFCC and their inverses
-- ``utils.plot``     waveform and spectrogram figures, audio player tables
-- ``utils.metrics``  PESQ-WB, log-mel L1, STOI with alignment by cross-correlation
-- ``utils.data``     datasets in the Speech Commands layout, download helper
-- ``utils.vq``       vector quantizers (plain, EMA, residual)
-- ``utils.models``   VQ-VAE and friends
-- ``utils.complex``  complex-valued layers and architectures
-- ``utils.train`` / ``utils.evaluate``   training and evaluation command lines
+- ``utils.audio``        loading with clear errors, STFT / mel / log-mel / MFCC and inverses
+- ``utils.metrics``      PESQ-WB, log-mel L1, STOI with alignment by cross-correlation
+- ``utils.plot``         figures: waveform, spectrogram, rows of log-mels
+- ``utils.players``      audio player tables, result tables, notebook callbacks
+- ``utils.data``         datasets in the Speech Commands layout, audio file finder, download
+- ``utils.vq``           vector quantizers (plain, EMA, residual) and codebook statistics
+- ``utils.complex``      complex-valued layers only
+- ``utils.models``       every model, one module per family (``vqvae``, ``complex_cnn``)
+- ``utils.training``     the one training loop (``TrainConfig``, ``Task``, ``train``)
+- ``utils.tasks``        the tasks it trains (``codec``, ``words``)
+- ``utils.train`` / ``utils.evaluate``   ``python -m utils.train TASK`` / ``... evaluate TASK``
+- ``utils.checkpoint``, ``utils.distributed``, ``utils.errors``   safe checkpoints, devices and
+  processes, the one project error
 """
 
 __version__ = "0.1.0"

@@ -120,7 +120,7 @@ class FeatureConfig:
         return self.sr / self.hop_length
 
 
-#: The collection's feature definition (and that of the log-mel L1 metric in DESIGN.md).
+#: The collection's feature definition (``docs/features.md``), also that of log-mel L1.
 FEATURES = FeatureConfig()
 
 

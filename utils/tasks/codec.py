@@ -508,6 +508,7 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         "n_clips": res["n_clips"],
         "n_failed": res["n_failed"],
         "n_pesq_nan": res["n_pesq_nan"],
+        "n_stoi_nan": res["n_stoi_nan"],
         **info,
     }
     print(f"system        {system}")
