@@ -325,3 +325,84 @@ def test_seed_defect_5_the_codec_trains_on_the_log_mel_not_the_raw_power_mel(tin
     assert feats[0].min() >= -5.0 and feats[0].max() < 2.0  # log10 units, floor 1e-5
     x, _ = make_batch(feats, 0, batch_size=2, crop=16, seed=0)
     assert x.min() >= -5.0 and x.max() < 2.0
+
+
+def test_ladder_scores_every_depth_in_one_pass(tiny_data, tmp_path, capsys):
+    _run(tiny_data, tmp_path / "e", "--steps", "2")
+    ck = tmp_path / "e" / "best.pt"
+    assert eval_main(["codec", str(ck), str(tiny_data), "--ladder", "--json", "--limit", "3",
+                      "--no-progress", "--no-stoi", "--gl-iters", "4"]) == 0
+    out = capsys.readouterr().out
+    res = json.loads(out.strip().splitlines()[-1])
+    ladder = res["ladder"]
+    assert [r["depth"] for r in ladder] == [1, 2, 3] and "ladder (one encoding" in out
+    assert [r["bitrate_bps"] for r in ladder] == sorted(r["bitrate_bps"] for r in ladder)
+    assert ladder[-1]["logmel_l1"] == res["logmel_l1"] and res["n_clips"] == 3
+    assert eval_main(["codec", str(ck), str(tiny_data), "--ladder", "--max-bitrate", "200",
+                      "--json", "--limit", "1", "--no-progress", "--no-stoi",
+                      "--gl-iters", "2"]) == 0
+    capped = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["depth"] for r in capped["ladder"]] == [1]  # 125 bps per stage here
+    assert eval_main(["codec", "-", str(tiny_data), "--ladder", "--baseline", "griffinlim"]) == 2
+
+
+# ------------------------------------------------------------------------------ augmentation
+
+
+def test_torch_log_mel_equals_the_collections_log_mel(voiced):
+    from utils.audio import log_mel
+    from utils.tasks.codec import torch_log_mel
+
+    ref = log_mel(voiced)
+    got = torch_log_mel(torch.from_numpy(voiced)[None])[0].numpy()
+    assert got.shape == ref.shape  # float32 FFTs differ by ~1e-4 only near the -100 dB floor
+    np.testing.assert_allclose(got, ref, atol=1e-3)
+    assert np.abs(got - ref).mean() < 1e-5
+
+
+def test_augmented_batches_are_pure_functions_of_seed_and_step_and_stay_in_range(voiced):
+    from utils.tasks.codec import Augment, generated_noise, make_audio_batch
+
+    waves = [torch.from_numpy(voiced), torch.from_numpy(voiced[:3000])]
+    noise = [0.1 * torch.randn(40000, generator=torch.Generator().manual_seed(0))]
+    kw = dict(batch_size=4, crop=32, seed=3, augment=Augment(noise_prob=1.0), noise=noise)
+    a, ma = make_audio_batch(waves, 5, **kw)
+    b, mb = make_audio_batch(waves, 5, **kw)
+    c, _ = make_audio_batch(waves, 6, **kw)
+    assert torch.equal(a, b) and torch.equal(ma, mb) and not torch.equal(a, c)
+    assert a.shape == (4, 80, 32) and a.min() >= -5.0 and a.max() < 1.0
+    clean, _ = make_audio_batch(waves, 5, batch_size=4, crop=32, seed=3)
+    assert not torch.equal(clean, a)  # noise and gain changed the clips
+    assert {tuple(m[0].nonzero().flatten()[[0, -1]].tolist()) for m in ma} <= {(0, 31), (0, 11)}
+    half = [make_audio_batch(waves, 5, **kw, rank=r, world=2)[0] for r in (0, 1)]
+    assert torch.equal(torch.cat([half[0][:1], half[1][:1]]), a[:2])
+    for kind in ("white", "pink", "brown"):
+        x = generated_noise(kind, 16000, torch.Generator().manual_seed(1))
+        assert abs(float(x.pow(2).mean()) - 1) < 1e-4
+    spec = torch.fft.rfft(generated_noise("brown", 16000, torch.Generator().manual_seed(1))).abs()
+    assert spec[10:100].mean() > 10 * spec[4000:5000].mean()  # brown noise is low-heavy
+
+
+@pytest.mark.parametrize("kw, option", [({"noise": ["/nonexistent"]}, "--noise"),
+                                        ({"noise": ["."]}, "--noise"),
+                                        ({"init": "/nonexistent.pt"}, "--init")])
+def test_codec_task_checks_augmentation_options_first(tiny_data, kw, option):
+    from utils.errors import OptionError
+    from utils.tasks.codec import CodecTask
+
+    with pytest.raises(OptionError, match=option):
+        CodecTask([tiny_data], **kw)
+
+
+def test_augmented_fine_tuning_trains_and_resumes_exactly(tiny_data, tmp_path):
+    _run(tiny_data, tmp_path / "base", "--steps", "2")
+    init = str(tmp_path / "base" / "last.pt")
+    args = ["--augment", "--init", init, "--val-every", "4"]
+    _run(tiny_data, tmp_path / "full", "--steps", "4", *args)
+    _run(tiny_data, tmp_path / "cut", "--steps", "4", "--stop-at", "2", *args)
+    _run(tiny_data, tmp_path / "cut", "--steps", "4", "--resume", *args)
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ck = torch.load(tmp_path / "full" / "best.pt", weights_only=True)
+    assert ck["augment"]["noise_prob"] == 0.5 and ck["init"] == init

@@ -29,7 +29,7 @@ import math
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,12 @@ __all__ = [
     "CodecTask",
     "load_log_mels",
     "make_batch",
+    "torch_log_mel",
+    "load_waveforms",
+    "load_noise",
+    "generated_noise",
+    "Augment",
+    "make_audio_batch",
     "validate",
     "codec2_roundtrip",
     "opus_roundtrip",
@@ -137,6 +143,159 @@ def make_batch(
     return x[rank::world], mask[rank::world]
 
 
+# --------------------------------------------------------------------------------------------
+# Augmented training: waveforms, real and generated noise, gain; the log-mel in torch
+# --------------------------------------------------------------------------------------------
+
+
+def torch_log_mel(y: Tensor, cfg=FEATURES) -> Tensor:
+    """The collection's log-mel (:func:`utils.audio.log_mel`) of a batch ``[B, samples]``.
+
+    Same STFT (periodic Hann window, centred frames, zero padding), the same filterbank and the
+    same floor as the NumPy version, so features made on the fly during training equal those
+    the evaluation computes.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Returns:
+        ``[B, n_mels, 1 + samples // hop]`` in log10 units.
+    """
+    from utils.audio import mel_filterbank
+
+    window = torch.hann_window(cfg.n_fft, periodic=True, device=y.device)
+    spec = torch.stft(y, cfg.n_fft, cfg.hop_length, window=window, center=True,
+                      pad_mode="constant", return_complex=True).abs() ** cfg.power
+    fb = torch.from_numpy(np.array(mel_filterbank(cfg))).to(y.device)
+    return torch.log10((fb @ spec).clamp_min(cfg.log_floor))
+
+
+def load_waveforms(folders: Sequence[str | Path], split: str) -> tuple[list[Tensor], list[str]]:
+    """Waveforms (16 kHz, float32) of every good clip of ``split`` in each folder.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Returns:
+        ``(waveforms, one line of report per folder)``.
+    """
+    waves: list[Tensor] = []
+    report = []
+    for folder in folders:
+        ds = SpeechCommands(folder, split=split, length=None, cache=False)
+        waves += [ds[i][0].float() for i in range(len(ds))]
+        report.append(f"{folder} [{split}]: {len(ds)} clips, {len(ds.failed)} skipped")
+    return waves, report
+
+
+def load_noise(folders: Sequence[str | Path], part: str = "train",
+               train_share: float = 0.8) -> list[Tensor]:
+    """Real background noise, each recording cut in time: the first ``train_share`` for
+    training (``part="train"``), the rest for testing (``part="test"``).
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+    out = []
+    for folder in folders:
+        for f in find_audio(folder, None):
+            y = load(f, SR)
+            cut = int(train_share * len(y))
+            out.append(torch.from_numpy(y[:cut] if part == "train" else y[cut:]).float())
+    return out
+
+
+def generated_noise(kind: str, n: int, gen: torch.Generator) -> Tensor:
+    """White, pink (1/f) or brown (1/f²) noise of ``n`` samples, unit RMS.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+    white = torch.randn(n, generator=gen)
+    if kind == "white":
+        x = white
+    else:
+        spec = torch.fft.rfft(white)
+        f = torch.arange(spec.shape[0]).clamp_min(1).float()
+        spec = spec / (f.sqrt() if kind == "pink" else f)
+        x = torch.fft.irfft(spec, n)
+    return x / x.pow(2).mean().sqrt().clamp_min(1e-8)
+
+
+@dataclasses.dataclass(frozen=True)
+class Augment:
+    """How training clips are altered; the altered clip is both input and target.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Attributes:
+        gain_db: Range of a random gain (dB); the result never exceeds full scale.
+        noise_prob: Share of clips that get noise.
+        snr_db: Range of the signal-to-noise ratio of that noise (dB).
+        real_noise_share: Share of noisy clips whose noise is a real recording (when given).
+    """
+
+    gain_db: tuple[float, float] = (-18.0, 6.0)
+    noise_prob: float = 0.5
+    snr_db: tuple[float, float] = (5.0, 35.0)
+    real_noise_share: float = 0.6
+
+    def __post_init__(self) -> None:
+        if self.gain_db[0] > self.gain_db[1] or self.snr_db[0] > self.snr_db[1]:
+            raise OptionError("--augment", "ranges must be (low, high)")
+        if not 0 <= self.noise_prob <= 1 or not 0 <= self.real_noise_share <= 1:
+            raise OptionError("--augment", "probabilities must be in [0, 1]")
+
+
+def make_audio_batch(
+    waves: Sequence[Tensor], step: int, *, batch_size: int, crop: int, seed: int,
+    augment: Augment | None = None, noise: Sequence[Tensor] = (), rank: int = 0, world: int = 1,
+) -> tuple[Tensor, Tensor]:
+    """The augmented batch of ``step``: a pure function of (seed, step), like :func:`make_batch`.
+
+    Each clip gets a random crop of ``crop`` frames, a random gain and, for a share of clips,
+    real or generated noise at a random SNR; then the log-mel is computed (in torch).
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Returns:
+        ``(log-mel [b, n_mels, crop], mask [b, 1, crop])``.
+    """
+    hop = FEATURES.hop_length
+    samples = (crop - 1) * hop
+    n = len(waves)
+    per_pass = max(1, n // batch_size)
+    epoch, pos = divmod(step, per_pass)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    idx = perm[torch.arange(pos * batch_size, (pos + 1) * batch_size) % n]
+    g = torch.Generator().manual_seed(seed * 7_919 + step)
+    y = torch.zeros(batch_size, samples)
+    mask = torch.zeros(batch_size, 1, crop)
+    for j, i in enumerate(idx.tolist()):
+        w = waves[i]
+        start = int(torch.rand(1, generator=g) * max(0, len(w) - samples + 1))
+        piece = w[start : start + samples]
+        y[j, : len(piece)] = piece
+        mask[j, :, : min(crop, 1 + len(piece) // hop)] = 1.0
+        if augment is None:
+            continue
+        u = torch.rand(5, generator=g)
+        if u[0] < augment.noise_prob:
+            lo, hi = augment.snr_db
+            snr = lo + (hi - lo) * float(u[1])
+            if noise and u[2] < augment.real_noise_share:
+                rec = noise[int(u[3] * len(noise))]
+                s = int(torch.rand(1, generator=g) * max(1, len(rec) - samples))
+                nz = rec[s : s + samples]
+                nz = torch.nn.functional.pad(nz, (0, samples - len(nz)))
+                nz = nz / nz.pow(2).mean().sqrt().clamp_min(1e-8)
+            else:
+                nz = generated_noise(("white", "pink", "brown")[int(u[3] * 3)], samples, g)
+            rms = y[j, : len(piece)].pow(2).mean().sqrt().clamp_min(1e-6)
+            y[j, : len(piece)] += nz[: len(piece)] * rms / 10 ** (snr / 20)
+        lo, hi = augment.gain_db
+        gain = 10 ** ((lo + (hi - lo) * float(u[4])) / 20)
+        y[j] = y[j] * min(gain, 0.99 / float(y[j].abs().max().clamp_min(1e-6)))
+    x = torch_log_mel(y)[..., :crop]
+    return x[rank::world], mask[rank::world]
+
+
 @torch.no_grad()
 def validate(model: MelVQVAE, feats: Sequence[Tensor], depths: Sequence[int],
              device: torch.device | str | None = None) -> dict[str, Any]:
@@ -187,6 +346,10 @@ class CodecTask(Task):
         config: The model's configuration.
         crop_frames: Training crop in mel frames.
         val_depths: Residual depths validated (default: ≤ 1300 bps and all stages).
+        augment: Alter training clips (gain, noise); ``None``: train on the clips as they are.
+        noise: Folders of real background noise for ``augment`` (their first 80 % in time).
+        init: Start from this codec checkpoint's weights (same configuration) instead of a
+            random initialisation.
     """
 
     name = "codec"
@@ -195,8 +358,22 @@ class CodecTask(Task):
     best_mode = "min"
 
     def __init__(self, data: Sequence[str | Path], config: VQVAEConfig | None = None, *,
-                 crop_frames: int = 64, val_depths: Sequence[int] | None = None) -> None:
+                 crop_frames: int = 64, val_depths: Sequence[int] | None = None,
+                 augment: Augment | None = None, noise: Sequence[str | Path] = (),
+                 init: str | Path | None = None) -> None:
         self.config = config or VQVAEConfig()
+        missing_noise = [str(d) for d in noise if not Path(d).is_dir()]
+        if missing_noise:
+            raise OptionError("--noise", f"no such folder: {', '.join(missing_noise)}")
+        if noise and augment is None:
+            raise OptionError("--noise", "needs --augment")
+        if init is not None and not Path(init).is_file():
+            raise OptionError("--init", f"no such checkpoint: {init}")
+        self.augment = augment
+        self.noise_dirs = [str(d) for d in noise]
+        self.init = None if init is None else str(init)
+        self.train_waves: list[Tensor] = []
+        self.noise: list[Tensor] = []
         if crop_frames < 1:
             raise OptionError("--crop-frames", f"must be at least 1, got {crop_frames}")
         bad = [d for d in (val_depths or []) if not 1 <= d <= self.config.num_quantizers]
@@ -212,20 +389,37 @@ class CodecTask(Task):
         self.val_feats: list[Tensor] = []
 
     def load_data(self) -> list[str]:  # noqa: D102
-        self.train_feats, report = load_log_mels(self.data, "train")
+        if self.augment is None:
+            self.train_feats, report = load_log_mels(self.data, "train")
+            n_train = len(self.train_feats)
+        else:
+            self.train_waves, report = load_waveforms(self.data, "train")
+            self.noise = load_noise(self.noise_dirs, "train")
+            n_train = len(self.train_waves)
+            report.append(f"augmentation {self.augment}; {len(self.noise)} real noise "
+                          f"recording(s) (first 80 %)")
         self.val_feats, vreport = load_log_mels(self.data, "validation")
-        if not self.train_feats:
+        if not n_train:
             raise OptionError("--data", f"no usable training clip in {', '.join(self.data)}")
         return report + vreport
 
     def build_model(self) -> MelVQVAE:  # noqa: D102
-        return MelVQVAE(self.config)
+        if self.init is None:
+            return MelVQVAE(self.config)
+        model = MelVQVAE.from_checkpoint(self.init)
+        if model.config != self.config:
+            raise OptionError("--init", f"{self.init} has another configuration than --set gives")
+        return model
 
     def model_config(self) -> dict[str, Any]:  # noqa: D102
         return dataclasses.asdict(self.config)
 
     def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,
               world: int = 1) -> tuple[Tensor, Tensor]:  # noqa: D102
+        if self.augment is not None:
+            return make_audio_batch(self.train_waves, step, batch_size=batch_size,
+                                    crop=self.crop_frames, seed=seed, augment=self.augment,
+                                    noise=self.noise, rank=rank, world=world)
         return make_batch(self.train_feats, step, batch_size=batch_size, crop=self.crop_frames,
                           seed=seed, rank=rank, world=world)
 
@@ -248,7 +442,10 @@ class CodecTask(Task):
         return validate(model, self.val_feats, depths, device)
 
     def checkpoint(self, model: nn.Module) -> dict[str, Any]:  # noqa: D102
-        return model.checkpoint(task=self.name, data=self.data, crop_frames=self.crop_frames)
+        return model.checkpoint(task=self.name, data=self.data, crop_frames=self.crop_frames,
+                                augment=None if self.augment is None
+                                else dataclasses.asdict(self.augment),
+                                noise=self.noise_dirs, init=self.init)
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,58 +496,72 @@ def opus_roundtrip(y: np.ndarray, kbps: float = 6.0) -> np.ndarray:
 
 def score_files(
     files: Sequence[Path],
-    reconstruct: Callable[[np.ndarray], np.ndarray],
+    reconstruct: Callable[[np.ndarray], np.ndarray | Mapping[Any, np.ndarray]],
     *,
     with_stoi: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Reconstruct and score every file; unreadable files are skipped and counted.
 
+    ``reconstruct`` returns one waveform, or several (``{key: waveform}``, e.g. one per depth
+    of a bit-rate ladder): each file is then read once and every version is scored.
+
     Notebook: notebooks/02_vq_vae.ipynb
 
     Args:
         files: Audio files.
-        reconstruct: Waveform (16 kHz) → reconstructed waveform.
+        reconstruct: Waveform (16 kHz) → reconstructed waveform, or ``{key: waveform}``.
         with_stoi: Also compute STOI.
         progress: Show a progress bar.
 
     Returns:
-        ``{"pesq_wb", "logmel_l1", "stoi", "n_clips", "n_failed", "failed", "per_clip"}``
-        (means over clips; PESQ ignores clips where it finds no speech, counted in
-        ``"n_pesq_nan"``; STOI ignores clips with too little speech for it, counted in
-        ``"n_stoi_nan"``).
+        ``{"pesq_wb", "logmel_l1", "stoi", "n_clips", "n_failed", "n_pesq_nan", "n_stoi_nan",
+        "failed", "per_clip"}`` (means over clips; PESQ ignores clips where it finds no speech,
+        counted in ``"n_pesq_nan"``; STOI ignores clips with too little speech for it, counted
+        in ``"n_stoi_nan"``). With several versions, the same summary per key under
+        ``"by_key"`` (the top-level numbers are those of the last key).
     """
     from tqdm.auto import tqdm
 
-    rows, failed = [], []
+    rows: dict[Any, list[dict[str, Any]]] = {}
+    failed = []
     for f in tqdm(files, disable=not progress, desc="evaluate"):
         try:
             y = load(f, SR, min_samples=FEATURES.n_fft)
         except AudioError as exc:
             failed.append((str(f), exc.reason))
             continue
-        y_hat = reconstruct(y)
-        ref, est = align(y, y_hat)
-        row = {"file": str(f), "pesq_wb": pesq_wb(ref, est), "logmel_l1": logmel_l1(ref, est)}
-        if with_stoi:
-            row["stoi"] = stoi(ref, est)
-        rows.append(row)
+        out = reconstruct(y)
+        versions = out if isinstance(out, Mapping) else {None: out}
+        for key, y_hat in versions.items():
+            ref, est = align(y, y_hat)
+            row = {"file": str(f), "pesq_wb": pesq_wb(ref, est), "logmel_l1": logmel_l1(ref, est)}
+            if with_stoi:
+                row["stoi"] = stoi(ref, est)
+            rows.setdefault(key, []).append(row)
 
-    def mean(key: str) -> float:
-        vals = [r[key] for r in rows if key in r and not math.isnan(r[key])]
-        return float(np.mean(vals)) if vals else math.nan
+    def summary(key_rows: list[dict[str, Any]]) -> dict[str, Any]:
+        def mean(key: str) -> float:
+            vals = [r[key] for r in key_rows if key in r and not math.isnan(r[key])]
+            return float(np.mean(vals)) if vals else math.nan
 
-    return {
-        "pesq_wb": mean("pesq_wb"),
-        "logmel_l1": mean("logmel_l1"),
-        "stoi": mean("stoi") if with_stoi else math.nan,
-        "n_clips": len(rows),
-        "n_failed": len(failed),
-        "n_pesq_nan": sum(math.isnan(r["pesq_wb"]) for r in rows),
-        "n_stoi_nan": sum(math.isnan(r.get("stoi", 0.0)) for r in rows),
-        "failed": failed,
-        "per_clip": rows,
-    }
+        return {
+            "pesq_wb": mean("pesq_wb"),
+            "logmel_l1": mean("logmel_l1"),
+            "stoi": mean("stoi") if with_stoi else math.nan,
+            "n_clips": len(key_rows),
+            "n_failed": len(failed),
+            "n_pesq_nan": sum(math.isnan(r["pesq_wb"]) for r in key_rows),
+            "n_stoi_nan": sum(math.isnan(r.get("stoi", 0.0)) for r in key_rows),
+            "failed": failed,
+            "per_clip": key_rows,
+        }
+
+    by_key = {key: summary(r) for key, r in rows.items()}
+    result = next(reversed(by_key.values())) if by_key else summary([])
+    if len(by_key) > 1 or None not in by_key:
+        result = {**result, "by_key": by_key}
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,6 +581,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="residual depths validated (default: 1300 bps and all stages)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model hyper-parameter override, e.g. --set channels=128")
+    p.add_argument("--augment", action="store_true",
+                   help="random gain and noise on training clips (input = target)")
+    p.add_argument("--noise", action="append", default=[],
+                   help="folder of real background noise for --augment (repeatable)")
+    p.add_argument("--init", default=None,
+                   help="start from this codec checkpoint's weights (fine-tuning)")
 
 
 def train_command(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
@@ -381,7 +598,11 @@ def train_command(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
         The final record (last log line and validation, step, elapsed time).
     """
     config = override(VQVAEConfig(), args.set)
-    task = CodecTask(args.data, config, crop_frames=args.crop_frames, val_depths=args.val_depths)
+    if args.init is not None and not args.set and Path(args.init).is_file():
+        config = MelVQVAE.from_checkpoint(args.init).config  # the checkpoint's own configuration
+    task = CodecTask(args.data, config, crop_frames=args.crop_frames, val_depths=args.val_depths,
+                     augment=Augment() if args.augment else None, noise=args.noise,
+                     init=args.init)
     return train(task, cfg).last
 
 
@@ -394,6 +615,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", help="folder searched recursively for .wav/.flac (or one file)")
     p.add_argument("--max-bitrate", type=float, default=None, help="bit budget in bits/s")
     p.add_argument("--depth", type=int, default=None, help="residual stages (overrides budget)")
+    p.add_argument("--ladder", action="store_true",
+                   help="every depth (250 bps steps for the shipped codec) up to --max-bitrate "
+                        "or all stages, in one pass over the clips")
     p.add_argument("--baseline", choices=["griffinlim", "codec2", "opus"], default=None)
     p.add_argument("--codec2-mode", default="1300")
     p.add_argument("--opus-kbps", type=float, default=6.0)
@@ -423,6 +647,9 @@ def _check_eval_options(a: argparse.Namespace) -> None:
             raise OptionError(f"--{name.replace('_', '-')}", f"must be at least 1, got {value}")
     if a.baseline == "codec2" and a.codec2_mode not in _CODEC2_MODES:
         raise OptionError("--codec2-mode", f"must be one of {_CODEC2_MODES}")
+    if a.ladder and (a.baseline is not None or a.depth is not None):
+        raise OptionError("--ladder", "measures a codec checkpoint at every depth: "
+                                      "not with --baseline or --depth")
     if a.baseline is None and a.checkpoint == "-":
         raise OptionError("checkpoint", "'-' needs --baseline")
     if a.baseline is None and not Path(a.checkpoint).is_file():
@@ -473,6 +700,7 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         model = MelVQVAE.from_checkpoint(a.checkpoint, map_location=device)
         if a.depth is not None and a.depth > model.config.num_quantizers:
             raise OptionError("--depth", f"the model has {model.config.num_quantizers} stages")
+        ladder = None
         if a.depth is not None:
             depth = a.depth
         elif a.max_bitrate is not None:
@@ -486,14 +714,26 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         system = f"mel VQ-VAE, {depth} stage(s)"
         info["depth"] = depth
         counts = torch.zeros(depth, model.config.num_codes)
+        if a.ladder:
+            ladder = list(range(1, depth + 1))
 
-        def rec(y: np.ndarray) -> np.ndarray:
+        def rec(y: np.ndarray) -> np.ndarray | dict[int, np.ndarray]:
             idx = model.encode_audio(y, depth).cpu()  # the bit stream; its codes are counted
             for s in range(depth):
                 counts[s] += torch.bincount(idx[..., s].flatten(), minlength=counts.shape[1])
-            return model.decode_audio(idx, len(y), n_iter=a.gl_iters)
+            if ladder is None:
+                return model.decode_audio(idx, len(y), n_iter=a.gl_iters)
+            # one encoding; the first d stages of it are the stream at d × 250 bps
+            return {d: model.decode_audio(idx[..., :d], len(y), n_iter=a.gl_iters)
+                    for d in ladder}
 
     res = score_files(files, rec, with_stoi=not a.no_stoi, progress=not a.no_progress)
+    if a.baseline is None and ladder is not None:
+        info["ladder"] = [
+            {"depth": d, "bitrate_bps": model.bitrate_bps(d),
+             "pesq_wb": round(r["pesq_wb"], 4), "logmel_l1": round(r["logmel_l1"], 4),
+             "stoi": round(r["stoi"], 4), "n_pesq_nan": r["n_pesq_nan"]}
+            for d, r in res.get("by_key", {}).items()]
     if counts is not None:
         info.update(codebook_usage(counts))
     if a.per_clip:
@@ -522,4 +762,10 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         print(f"STOI          {res['stoi']:.3f}   ({STOI_CAVEAT})")
     if "codebook_used_fraction" in info:
         print(f"codes used    {info['codebook_used_fraction'][:6]} (first stages)")
+    if "ladder" in info:
+        print("\nladder (one encoding, the first d stages decoded)")
+        print("depth  bit rate  PESQ-WB  log-mel L1   STOI")
+        for r in info["ladder"]:
+            print(f"{r['depth']:5d} {r['bitrate_bps']:7.0f}   {r['pesq_wb']:7.3f}  "
+                  f"{r['logmel_l1']:9.4f}  {r['stoi']:6.3f}")
     return summary
