@@ -624,6 +624,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", choices=["train", "validation", "testing"], default=None,
                    help="only the clips of this split (Speech Commands rule)")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N files only")
+    p.add_argument("--every", type=int, default=None,
+                   help="evaluate every K-th file only (an even sample of a sorted folder)")
     p.add_argument("--no-stoi", action="store_true")
     p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
@@ -641,7 +643,7 @@ def _check_eval_options(a: argparse.Namespace) -> None:
         value = getattr(a, name)
         if value is not None and not value > 0:
             raise OptionError(f"--{name.replace('_', '-')}", f"must be positive, got {value}")
-    for name in ("depth", "limit", "gl_iters"):
+    for name in ("depth", "limit", "every", "gl_iters"):
         value = getattr(a, name)
         if value is not None and value < 1:
             raise OptionError(f"--{name.replace('_', '-')}", f"must be at least 1, got {value}")
@@ -674,6 +676,8 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
     _check_eval_options(a)
     device = resolve_device(a.device)
     files = find_audio(a.data_dir, a.split)
+    if a.every:
+        files = files[:: a.every]
     if a.limit:
         files = files[: a.limit]
     if not files:
