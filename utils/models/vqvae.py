@@ -32,7 +32,10 @@ from utils.audio import FEATURES, FeatureConfig, log_mel, log_mel_to_audio
 from utils.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
 from utils.vq import ResidualVQ, VQOutput
 
-__all__ = ["VQVAEConfig", "MelVQVAE", "MODEL_KIND"]
+__all__ = ["VQVAEConfig", "MelVQVAE", "MODEL_KIND", "ENCODERS"]
+
+#: The encoders a :class:`VQVAEConfig` can name.
+ENCODERS = ("conv", "cbhg", "inception")
 
 #: Written into checkpoints; a checkpoint of another kind is refused with a clear error.
 MODEL_KIND = "mel-vqvae"
@@ -60,6 +63,8 @@ class VQVAEConfig:
         mel_mean: Input normalisation mean (log10 units).
         mel_std: Input normalisation standard deviation (log10 units).
         log_floor: log10 of the feature floor; outputs are clamped to it.
+        encoder: ``"conv"`` (the plain convolutional encoder), ``"cbhg"`` or ``"inception"``
+            (the front-ends of :mod:`utils.models.encoders`), at the same latent rate.
     """
 
     n_mels: int = 80
@@ -76,8 +81,11 @@ class VQVAEConfig:
     mel_mean: float = -2.5
     mel_std: float = 1.2
     log_floor: float = -5.0
+    encoder: str = "conv"
 
     def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
         at_least = {"n_mels": 1, "channels": 1, "latent_dim": 1, "downsample_log2": 0,
                     "res_blocks": 0, "num_codes": 2, "num_quantizers": 1}
         for name, low in at_least.items():
@@ -114,6 +122,23 @@ def _stack(channels: int, n: int) -> list[nn.Module]:
     return [ResBlock(channels, 3**i) for i in range(n)]
 
 
+def _build_encoder(cfg: VQVAEConfig) -> nn.Module:
+    """The encoder named by ``cfg.encoder``: normalised log-mel ``[B, n_mels, T]`` →
+    ``[B, D, T / 2**downsample_log2]``."""
+    from utils.models.encoders import CBHGEncoder, InceptionEncoder
+
+    c, d = cfg.channels, cfg.latent_dim
+    if cfg.encoder == "cbhg":
+        return CBHGEncoder(cfg.n_mels, c, d, cfg.downsample_log2)
+    if cfg.encoder == "inception":
+        return InceptionEncoder(cfg.n_mels, c, d, cfg.downsample_log2)
+    enc: list[nn.Module] = [nn.Conv1d(cfg.n_mels, c, 5, padding=2), *_stack(c, cfg.res_blocks)]
+    for _ in range(cfg.downsample_log2):
+        enc += [nn.GELU(), nn.Conv1d(c, c, 4, stride=2, padding=1)]
+    enc += [*_stack(c, cfg.res_blocks), nn.GELU(), nn.Conv1d(c, d, 1)]
+    return nn.Sequential(*enc)
+
+
 class MelVQVAE(nn.Module):
     """VQ-VAE codec on log-mel spectrograms with a residual VQ bottleneck.
 
@@ -139,11 +164,7 @@ class MelVQVAE(nn.Module):
         self.config = cfg
         self.features = features
         c, d = cfg.channels, cfg.latent_dim
-        enc: list[nn.Module] = [nn.Conv1d(cfg.n_mels, c, 5, padding=2), *_stack(c, cfg.res_blocks)]
-        for _ in range(cfg.downsample_log2):
-            enc += [nn.GELU(), nn.Conv1d(c, c, 4, stride=2, padding=1)]
-        enc += [*_stack(c, cfg.res_blocks), nn.GELU(), nn.Conv1d(c, d, 1)]
-        self.encoder = nn.Sequential(*enc)
+        self.encoder = _build_encoder(cfg)
         self.quantizer = ResidualVQ(
             d,
             cfg.num_codes,
