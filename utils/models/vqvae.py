@@ -32,7 +32,8 @@ from utils.audio import FEATURES, FeatureConfig, log_mel, log_mel_to_audio
 from utils.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
 from utils.vq import ResidualVQ, VQOutput
 
-__all__ = ["VQVAEConfig", "MelVQVAE", "MODEL_KIND", "ENCODERS"]
+__all__ = ["VQVAEConfig", "MelVQVAE", "MODEL_KIND", "ENCODERS", "build_encoder",
+           "build_decoder"]
 
 #: The encoders a :class:`VQVAEConfig` can name.
 ENCODERS = ("conv", "cbhg", "inception")
@@ -122,21 +123,40 @@ def _stack(channels: int, n: int) -> list[nn.Module]:
     return [ResBlock(channels, 3**i) for i in range(n)]
 
 
-def _build_encoder(cfg: VQVAEConfig) -> nn.Module:
-    """The encoder named by ``cfg.encoder``: normalised log-mel ``[B, n_mels, T]`` →
-    ``[B, D, T / 2**downsample_log2]``."""
+def build_encoder(kind: str, n_mels: int, channels: int, out_dim: int, downsample_log2: int,
+                  res_blocks: int) -> nn.Module:
+    """The encoder trunk named ``kind``: normalised log-mel ``[B, n_mels, T]`` →
+    ``[B, out_dim, T / 2**downsample_log2]`` (shared by the VQ-VAE and the VAE).
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
     from utils.models.encoders import CBHGEncoder, InceptionEncoder
 
-    c, d = cfg.channels, cfg.latent_dim
-    if cfg.encoder == "cbhg":
-        return CBHGEncoder(cfg.n_mels, c, d, cfg.downsample_log2)
-    if cfg.encoder == "inception":
-        return InceptionEncoder(cfg.n_mels, c, d, cfg.downsample_log2)
-    enc: list[nn.Module] = [nn.Conv1d(cfg.n_mels, c, 5, padding=2), *_stack(c, cfg.res_blocks)]
-    for _ in range(cfg.downsample_log2):
+    c = channels
+    if kind == "cbhg":
+        return CBHGEncoder(n_mels, c, out_dim, downsample_log2)
+    if kind == "inception":
+        return InceptionEncoder(n_mels, c, out_dim, downsample_log2)
+    enc: list[nn.Module] = [nn.Conv1d(n_mels, c, 5, padding=2), *_stack(c, res_blocks)]
+    for _ in range(downsample_log2):
         enc += [nn.GELU(), nn.Conv1d(c, c, 4, stride=2, padding=1)]
-    enc += [*_stack(c, cfg.res_blocks), nn.GELU(), nn.Conv1d(c, d, 1)]
+    enc += [*_stack(c, res_blocks), nn.GELU(), nn.Conv1d(c, out_dim, 1)]
     return nn.Sequential(*enc)
+
+
+def build_decoder(n_mels: int, channels: int, latent_dim: int, downsample_log2: int,
+                  res_blocks: int) -> nn.Module:
+    """The decoder trunk: latents ``[B, latent_dim, T']`` → ``[B, n_mels, T' · 2**down]``
+    (normalised log-mel; shared by the VQ-VAE and the VAE).
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+    c = channels
+    dec: list[nn.Module] = [nn.Conv1d(latent_dim, c, 3, padding=1), *_stack(c, res_blocks)]
+    for _ in range(downsample_log2):
+        dec += [nn.GELU(), nn.ConvTranspose1d(c, c, 4, stride=2, padding=1)]
+    dec += [*_stack(c, res_blocks), nn.GELU(), nn.Conv1d(c, n_mels, 5, padding=2)]
+    return nn.Sequential(*dec)
 
 
 class MelVQVAE(nn.Module):
@@ -163,8 +183,9 @@ class MelVQVAE(nn.Module):
             raise ValueError(f"n_mels {cfg.n_mels} != feature n_mels {features.n_mels}")
         self.config = cfg
         self.features = features
-        c, d = cfg.channels, cfg.latent_dim
-        self.encoder = _build_encoder(cfg)
+        d = cfg.latent_dim
+        self.encoder = build_encoder(cfg.encoder, cfg.n_mels, cfg.channels, d,
+                                     cfg.downsample_log2, cfg.res_blocks)
         self.quantizer = ResidualVQ(
             d,
             cfg.num_codes,
@@ -174,11 +195,8 @@ class MelVQVAE(nn.Module):
             beta=cfg.beta,
             dead_code_threshold=cfg.dead_code_threshold,
         )
-        dec: list[nn.Module] = [nn.Conv1d(d, c, 3, padding=1), *_stack(c, cfg.res_blocks)]
-        for _ in range(cfg.downsample_log2):
-            dec += [nn.GELU(), nn.ConvTranspose1d(c, c, 4, stride=2, padding=1)]
-        dec += [*_stack(c, cfg.res_blocks), nn.GELU(), nn.Conv1d(c, cfg.n_mels, 5, padding=2)]
-        self.decoder = nn.Sequential(*dec)
+        self.decoder = build_decoder(cfg.n_mels, cfg.channels, d, cfg.downsample_log2,
+                                     cfg.res_blocks)
 
     # ------------------------------------------------------------------ rates and shapes
 
