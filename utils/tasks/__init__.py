@@ -22,6 +22,7 @@ __all__ = ["TASKS", "get", "json_line"]
 TASKS: dict[str, str] = {
     "codec": "utils.tasks.codec",
     "words": "utils.tasks.words",
+    "vae": "utils.tasks.vae",
 }
 
 
