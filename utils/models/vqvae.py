@@ -33,7 +33,7 @@ from utils.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
 from utils.vq import ResidualVQ, VQOutput
 
 __all__ = ["VQVAEConfig", "MelVQVAE", "MODEL_KIND", "ENCODERS", "build_encoder",
-           "build_decoder"]
+           "build_decoder", "CodecEncoder", "CodecDecoder", "export_codec"]
 
 #: The encoders a :class:`VQVAEConfig` can name.
 ENCODERS = ("conv", "cbhg", "inception")
@@ -403,3 +403,71 @@ class MelVQVAE(nn.Module):
         """
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
+
+
+# ---------------------------------------------------------------------------------- export
+
+
+class CodecEncoder(nn.Module):
+    """The transmitter: log-mel ``[B, n_mels, T]`` → indices ``[B, T', n_q]`` (T even).
+
+    Notebook: notebooks/04_front_ends.ipynb
+    """
+
+    def __init__(self, model: MelVQVAE, n_q: int) -> None:
+        super().__init__()
+        self.model = model
+        self.n_q = n_q
+
+    def forward(self, logmel: Tensor) -> Tensor:  # noqa: D102
+        return self.model.quantizer.encode(self.model.encode(logmel), self.n_q)
+
+
+class CodecDecoder(nn.Module):
+    """The receiver: indices ``[B, T', n]`` → log-mel ``[B, n_mels, T' · factor]``.
+
+    Notebook: notebooks/04_front_ends.ipynb
+    """
+
+    def __init__(self, model: MelVQVAE) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, indices: Tensor) -> Tensor:  # noqa: D102
+        return self.model.decode(self.model.quantizer.decode(indices))
+
+
+def export_codec(model: MelVQVAE, n_q: int, *, max_frames: int = 8192):
+    """Export the codec's two halves with ``torch.export`` for any clip length.
+
+    The results run without this package's Python code and save / load with
+    ``torch.export.save`` / ``torch.export.load``; they give the same indices and log-mel as
+    the model (the seed offered TorchScript; ``torch.export`` is its successor).
+
+    Notebook: notebooks/04_front_ends.ipynb
+
+    Args:
+        model: The codec (exported as it is; put it in eval mode first).
+        n_q: Residual stages the encoder sends.
+        max_frames: Longest input in mel frames.
+
+    Returns:
+        ``(encoder, decoder)`` as ``torch.export.ExportedProgram``; call ``.module()`` to run.
+        The encoder takes an even number (at least 4) of mel frames (pad with the log floor).
+    """
+    n_mels = model.config.n_mels
+    half = torch.export.Dim("half_frames", min=2, max=max_frames // 2)
+    latent = torch.export.Dim("latent_frames", min=1, max=max_frames // model.factor)
+    x = torch.full((1, n_mels, 64), model.config.mel_mean)
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():  # so the quantizer's no_grad blocks leave no grad-mode nodes
+            enc = torch.export.export(CodecEncoder(model, n_q), (x,),
+                                      dynamic_shapes=({2: 2 * half},))
+            idx = model.quantizer.encode(model.encode(x), n_q)
+            dec = torch.export.export(CodecDecoder(model), (idx,),
+                                      dynamic_shapes=({1: latent},))
+    finally:
+        model.train(was)
+    return enc, dec
