@@ -406,3 +406,17 @@ def test_augmented_fine_tuning_trains_and_resumes_exactly(tiny_data, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     ck = torch.load(tmp_path / "full" / "best.pt", weights_only=True)
     assert ck["augment"]["noise_prob"] == 0.5 and ck["init"] == init
+
+
+def test_resume_accepts_a_run_saved_before_a_config_field_existed(tiny_data, tmp_path, capsys):
+    """A field added to VQVAEConfig later (here `encoder`) takes its default on resume."""
+    _run(tiny_data, tmp_path / "r", "--steps", "4", "--stop-at", "2")
+    last = tmp_path / "r" / "last.pt"
+    ck = torch.load(last, weights_only=True)
+    del ck["config"]["encoder"]
+    save_atomic(ck, last)
+    _run(tiny_data, tmp_path / "r", "--steps", "4", "--resume")
+    ck["config"]["channels"] = 99
+    save_atomic(ck, last)
+    _run(tiny_data, tmp_path / "r", "--steps", "6", "--resume", expect=2)
+    assert "model settings differ from this command's (channels" in capsys.readouterr().err

@@ -231,6 +231,12 @@ class Task:
         """The model's configuration as stored in checkpoints (a resume must match it)."""
         raise NotImplementedError
 
+    def same_config(self, stored: dict[str, Any]) -> bool:
+        """Whether a checkpoint's stored ``config`` describes the model this task builds
+        (``--resume`` refuses otherwise). Tasks whose configuration is a dataclass compare
+        after filling the fields an older checkpoint lacks with their defaults."""
+        return stored == self.model_config()
+
     def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,
               world: int = 1) -> tuple[Tensor, ...]:
         """This process's share of the global batch of ``step``."""
@@ -378,8 +384,11 @@ def train(task: Task, cfg: TrainConfig) -> TrainResult:
     resumed = cfg.resume and last.exists()
     if resumed:
         ckpt = load_checkpoint(last, task.kind)
-        if ckpt["config"] != task.model_config():
-            raise OptionError("--resume", f"{last}: model settings differ from this command's")
+        if not task.same_config(ckpt["config"]):
+            now, stored = task.model_config(), ckpt["config"]
+            differ = sorted(k for k in {*now, *stored} if now.get(k) != stored.get(k))
+            raise OptionError("--resume", f"{last}: model settings differ from this command's "
+                                          f"({', '.join(differ)})")
         before = ckpt.get("train", {})
         changed = [k for k in _RESUME_MUST_MATCH if k in before and before[k] != getattr(cfg, k)]
         if changed:

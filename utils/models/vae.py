@@ -92,6 +92,8 @@ class VAEConfig:
 class VAEOutput(NamedTuple):
     """What :meth:`MelVAE.forward` returns besides the reconstruction.
 
+    Notebook: notebooks/03_vae_vs_vqvae.ipynb
+
     Attributes:
         mu: Posterior means ``[B, T', D]``.
         logvar: Posterior log-variances ``[B, T', D]``.

@@ -414,6 +414,12 @@ class CodecTask(Task):
     def model_config(self) -> dict[str, Any]:  # noqa: D102
         return dataclasses.asdict(self.config)
 
+    def same_config(self, stored: dict[str, Any]) -> bool:  # noqa: D102
+        try:
+            return VQVAEConfig(**stored) == self.config
+        except (TypeError, ValueError):
+            return False
+
     def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,
               world: int = 1) -> tuple[Tensor, Tensor]:  # noqa: D102
         if self.augment is not None:

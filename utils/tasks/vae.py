@@ -148,6 +148,12 @@ class VAETask(Task):
     def model_config(self) -> dict[str, Any]:  # noqa: D102
         return dataclasses.asdict(self.config)
 
+    def same_config(self, stored: dict[str, Any]) -> bool:  # noqa: D102
+        try:
+            return VAEConfig(**stored) == self.config
+        except (TypeError, ValueError):
+            return False
+
     def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,
               world: int = 1) -> tuple[Tensor, Tensor, Tensor]:  # noqa: D102
         if self.augment is not None:
