@@ -111,3 +111,25 @@ def test_exported_codec_gives_identical_indices_and_log_mel_after_save_and_load(
         idx = enc2(x)
         assert torch.equal(idx, model.encode_indices(x, 2))
         assert torch.equal(dec2(idx), model.decode_indices(idx))
+
+
+def test_the_compared_encoders_match_in_parameters_within_5_percent():
+    """benchmarks/front_ends.py compares encoders at these widths in front of one decoder."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "front_ends", Path(__file__).resolve().parents[1] / "benchmarks" / "front_ends.py")
+    front_ends = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(front_ends)
+
+    def n_encoder(enc: str) -> int:
+        model = MelVQVAE(channels=96, encoder=enc, encoder_channels=front_ends.WIDTHS[enc])
+        return sum(p.numel() for p in model.encoder.parameters())
+
+    base = n_encoder("conv")
+    for enc in ("cbhg", "inception"):
+        assert abs(n_encoder(enc) / base - 1) < 0.05, enc
+    plain = MelVQVAE(channels=96)
+    same = MelVQVAE(channels=96, encoder_channels=96)
+    assert plain.num_parameters() == same.num_parameters()  # one decoder for all

@@ -66,6 +66,8 @@ class VQVAEConfig:
         log_floor: log10 of the feature floor; outputs are clamped to it.
         encoder: ``"conv"`` (the plain convolutional encoder), ``"cbhg"`` or ``"inception"``
             (the front-ends of :mod:`utils.models.encoders`), at the same latent rate.
+        encoder_channels: Width of the encoder alone (``None``: ``channels``), to match the
+            parameter counts of different encoders in front of one decoder.
     """
 
     n_mels: int = 80
@@ -83,8 +85,11 @@ class VQVAEConfig:
     mel_std: float = 1.2
     log_floor: float = -5.0
     encoder: str = "conv"
+    encoder_channels: int | None = None
 
     def __post_init__(self) -> None:
+        if self.encoder_channels is not None and self.encoder_channels < 2:
+            raise ValueError(f"encoder_channels must be at least 2, got {self.encoder_channels}")
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
         at_least = {"n_mels": 1, "channels": 1, "latent_dim": 1, "downsample_log2": 0,
@@ -124,9 +129,13 @@ def _stack(channels: int, n: int) -> list[nn.Module]:
 
 
 def build_encoder(kind: str, n_mels: int, channels: int, out_dim: int, downsample_log2: int,
-                  res_blocks: int) -> nn.Module:
+                  res_blocks: int, *, matched: bool = False) -> nn.Module:
     """The encoder trunk named ``kind``: normalised log-mel ``[B, n_mels, T]`` →
     ``[B, out_dim, T / 2**downsample_log2]`` (shared by the VQ-VAE and the VAE).
+
+    With ``matched=True`` (an explicit encoder width) the CBHG's bank and projection widths
+    scale with ``channels`` (a third and two thirds of it, the ratios of the default 64 / 128
+    at 192), so one width knob matches its parameter count to another encoder's.
 
     Notebook: notebooks/02_vq_vae.ipynb
     """
@@ -134,6 +143,10 @@ def build_encoder(kind: str, n_mels: int, channels: int, out_dim: int, downsampl
 
     c = channels
     if kind == "cbhg":
+        if matched:
+            c += c % 2
+            return CBHGEncoder(n_mels, c, out_dim, downsample_log2, bank_channels=max(1, c // 3),
+                               projection_channels=max(1, 2 * c // 3))
         return CBHGEncoder(n_mels, c, out_dim, downsample_log2)
     if kind == "inception":
         return InceptionEncoder(n_mels, c, out_dim, downsample_log2)
@@ -184,8 +197,9 @@ class MelVQVAE(nn.Module):
         self.config = cfg
         self.features = features
         d = cfg.latent_dim
-        self.encoder = build_encoder(cfg.encoder, cfg.n_mels, cfg.channels, d,
-                                     cfg.downsample_log2, cfg.res_blocks)
+        self.encoder = build_encoder(cfg.encoder, cfg.n_mels, cfg.encoder_channels or cfg.channels,
+                                     d, cfg.downsample_log2, cfg.res_blocks,
+                                     matched=cfg.encoder_channels is not None)
         self.quantizer = ResidualVQ(
             d,
             cfg.num_codes,

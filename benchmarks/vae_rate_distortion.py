@@ -1,0 +1,97 @@
+"""VAE vs VQ-VAE on one rate–distortion plot: a β-sweep of VAEs against a VQ-VAE ladder.
+
+Both bottlenecks sit on the same trunk (96 channels, 2 residual blocks, 64-dimensional
+latents at 31.25 frames/s) and train with the same budget and data through
+``python -m utils.train``. The VQ-VAE is the plain-encoder codec of
+``benchmarks/front_ends.py`` (seed 0); its ladder is measured with ``--ladder``. Each VAE's
+rate is its measured KL in bit/s (``python -m utils.evaluate vae``). All points come from the
+same held-out clips and the same scoring code.
+
+Writes ``data/pretrained/vae_rd.json`` (read by notebook 03), copies each VAE's best
+checkpoint to ``data/pretrained/vae_beta<β>.pt``, prints a table and, last, one JSON line.
+
+Run (from the repository root, after ``benchmarks/front_ends.py``)::
+
+    python benchmarks/vae_rate_distortion.py --data data/speech_words \\
+        --data ../shared/speech/speech_commands --eval ../shared/speech/speech_commands \\
+        --steps 2500 --betas 0.25 1 4 16
+
+Notebook: notebooks/03_vae_vs_vqvae.ipynb
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.front_ends import run_parallel  # noqa: E402
+
+
+def _last_json(cmd: list[str]) -> dict:
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", action="append", required=True, help="training folders")
+    p.add_argument("--eval", required=True, help="held-out folder (its testing split)")
+    p.add_argument("--every", type=int, default=4, help="evaluate every K-th test clip")
+    p.add_argument("--steps", type=int, default=2500)
+    p.add_argument("--betas", type=float, nargs="+", default=[0.25, 1.0, 4.0, 16.0])
+    p.add_argument("--codec", type=Path, default=ROOT / "runs/front_ends/conv_s0/best.pt")
+    p.add_argument("--max-bitrate", type=float, default=2500, help="top of the VQ-VAE ladder")
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "vae_rd")
+    p.add_argument("--jobs", type=int, default=2)
+    a = p.parse_args()
+    if not a.codec.is_file():
+        raise SystemExit(f"{a.codec}: run benchmarks/front_ends.py first")
+
+    data = [x for d in a.data for x in ("--data", d)]
+    commands = [[sys.executable, "-m", "utils.train", "vae", *data, "--out",
+                 str(a.out / f"beta{b:g}"), "--steps", str(a.steps), "--val-every", str(a.steps),
+                 "--save-every", "500", "--threads", "1", "--no-progress",
+                 "--set", "channels=96", "--set", f"beta={b:g}"]
+                for b in a.betas if not (a.out / f"beta{b:g}" / "best.pt").exists()]
+    run_parallel(commands, a.jobs)
+
+    common = [a.eval, "--split", "testing", "--every", str(a.every), "--no-stoi", "--json",
+              "--no-progress"]
+    vae_rows = []
+    for b in a.betas:
+        ship = ROOT / "data" / "pretrained" / f"vae_beta{b:g}.pt"
+        shutil.copyfile(a.out / f"beta{b:g}" / "best.pt", ship)
+        r = _last_json([sys.executable, "-m", "utils.evaluate", "vae", str(ship), *common])
+        vae_rows.append({"beta": b, "checkpoint": ship.relative_to(ROOT).as_posix(),
+                         "bitrate_bps": r["bitrate_bps"], "pesq_wb": r["pesq_wb"],
+                         "logmel_l1": r["logmel_l1"], "n_clips": r["n_clips"]})
+    ladder = _last_json([sys.executable, "-m", "utils.evaluate", "codec", str(a.codec), *common,
+                         "--ladder", "--max-bitrate", str(a.max_bitrate)])["ladder"]
+
+    print(f"\nrate–distortion on {vae_rows[0]['n_clips']} held-out clips of {a.eval}")
+    print("system               bit/s   PESQ-WB  log-mel L1")
+    for r in ladder:
+        print(f"VQ-VAE {r['depth']:2d} stages   {r['bitrate_bps']:7.0f}  {r['pesq_wb']:7.3f}  "
+              f"{r['logmel_l1']:9.4f}")
+    for r in vae_rows:
+        print(f"VAE β = {r['beta']:<6g}      {r['bitrate_bps']:7.0f}  {r['pesq_wb']:7.3f}  "
+              f"{r['logmel_l1']:9.4f}")
+    result = {"command": "python benchmarks/vae_rate_distortion.py " + " ".join(sys.argv[1:]),
+              "eval": a.eval, "every": a.every, "steps": a.steps,
+              "codec": str(a.codec.relative_to(ROOT)) if a.codec.is_relative_to(ROOT)
+              else str(a.codec), "vqvae_ladder": ladder, "vae": vae_rows}
+    (ROOT / "data" / "pretrained" / "vae_rd.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
