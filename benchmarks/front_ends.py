@@ -43,15 +43,24 @@ WIDTHS = {"conv": 96, "cbhg": 78, "inception": 154}
 def run_parallel(commands: list[list[str]], jobs: int) -> None:
     """Run commands, ``jobs`` at a time; stop on the first failure."""
     running: list[subprocess.Popen] = []
+
+    def reap(block: bool) -> list[subprocess.Popen]:
+        alive = []
+        for p in running:
+            code = p.wait() if block else p.poll()
+            if code is None:
+                alive.append(p)
+            elif code != 0:
+                raise SystemExit(f"failed: {' '.join(p.args)}")
+        return alive
+
     for cmd in commands:
         while len(running) >= jobs:
-            running = [p for p in running if p.poll() is None]
+            running = reap(block=False)
             time.sleep(0.5)
         print("$", " ".join(cmd), flush=True)
         running.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL))
-    for p in running:
-        if p.wait() != 0:
-            raise SystemExit(f"failed: {' '.join(p.args)}")
+    reap(block=True)
 
 
 def encoder_ms_per_second(model: MelVQVAE, repeats: int = 7) -> float:

@@ -96,6 +96,17 @@ def test_override_converts_types_and_refuses_bad_values():
         assert item.split("=")[0] in str(err.value) and "--set" in str(err.value)
 
 
+def test_override_sets_an_optional_field_by_its_declared_type():
+    """Defect: a field whose default is None (encoder_channels) raised a raw TypeError."""
+    cfg = override(TINY, ["encoder_channels=78", "encoder=cbhg"])
+    assert (cfg.encoder_channels, cfg.encoder) == (78, "cbhg")
+    assert override(cfg, ["encoder_channels=none"]).encoder_channels is None
+    with pytest.raises(OptionError, match="encoder_channels takes a int"):
+        override(TINY, ["encoder_channels=abc"])
+    with pytest.raises(OptionError, match="encoder_channels must be at least 2"):
+        override(TINY, ["encoder_channels=1"])
+
+
 @pytest.mark.parametrize("field, value, flag", [
     ("batch_size", 0, "--batch-size"), ("steps", 0, "--steps"), ("lr", 0.0, "--lr"),
     ("log_every", 0, "--log-every"), ("max_minutes", -1.0, "--max-minutes"),

@@ -148,7 +148,8 @@ def override(config: Any, items: list[str], option: str = "--set") -> Any:
     """A copy of a configuration dataclass with ``KEY=VALUE`` strings applied (typed, checked).
 
     Each value is converted to the type of the field's current value (``int``, ``float``,
-    ``bool``: 1/0/true/false/yes/no, ``str``); the dataclass's own checks then run, so an
+    ``bool``: 1/0/true/false/yes/no, ``str``; an optional field that is ``None`` takes its
+    declared type, or ``none``); the dataclass's own checks then run, so an
     unknown key, a value of the wrong type or an out-of-range value is one clear error naming
     the option.
 
@@ -175,6 +176,12 @@ def override(config: Any, items: list[str], option: str = "--set") -> Any:
         if key not in current:
             raise OptionError(f"{option} {item}", f"unknown key; known: {', '.join(current)}")
         kind = type(current[key])
+        if current[key] is None:  # an optional field ("int | None"): its declared type
+            declared = str({f.name: f.type for f in dataclasses.fields(config)}[key])
+            kind = next((t for t in (int, float, str) if declared.startswith(t.__name__)), str)
+            if text.strip().lower() == "none":
+                changes[key] = None
+                continue
         try:
             if kind is bool:
                 low = text.strip().lower()
