@@ -176,12 +176,12 @@ def override(config: Any, items: list[str], option: str = "--set") -> Any:
         if key not in current:
             raise OptionError(f"{option} {item}", f"unknown key; known: {', '.join(current)}")
         kind = type(current[key])
-        if current[key] is None:  # an optional field ("int | None"): its declared type
-            declared = str({f.name: f.type for f in dataclasses.fields(config)}[key])
-            kind = next((t for t in (int, float, str) if declared.startswith(t.__name__)), str)
+        declared = str({f.name: f.type for f in dataclasses.fields(config)}[key])
+        if "None" in declared:  # an optional field ("int | None")
             if text.strip().lower() == "none":
                 changes[key] = None
                 continue
+            kind = next((t for t in (int, float, str) if declared.startswith(t.__name__)), str)
         try:
             if kind is bool:
                 low = text.strip().lower()
