@@ -54,6 +54,8 @@ def main() -> None:
     p.add_argument("--ladder-every", type=int, default=1,
                    help="the ladder on every K-th test clip (an even sample; anchors use all)")
     p.add_argument("--out", type=Path, default=ROOT / "data/pretrained/vqvae_speech_ladder.json")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other folders already in --out (same checkpoint)")
     a = p.parse_args()
 
     anchors = [("Codec 2 700C", ["--baseline", "codec2", "--codec2-mode", "700C"], "c2enc"),
@@ -63,8 +65,13 @@ def main() -> None:
                ("Opus 8 kbps", ["--baseline", "opus", "--opus-kbps", "8"], "opusenc"),
                ("Opus 12 kbps", ["--baseline", "opus", "--opus-kbps", "12"], "opusenc"),
                ("Griffin-Lim ceiling (true mel)", ["--baseline", "griffinlim"], None)]
-    result: dict = {"datasets": {}, "command": "python benchmarks/codec_ladder.py "
-                    + " ".join(sys.argv[1:]), "checkpoint": a.checkpoint}
+    command = "python benchmarks/codec_ladder.py " + " ".join(sys.argv[1:])
+    result: dict = {"datasets": {}, "commands": [command], "checkpoint": a.checkpoint}
+    if a.merge and a.out.exists():  # add these folders to a file written for the same codec
+        old = json.loads(a.out.read_text())
+        if old.get("checkpoint") == a.checkpoint:
+            result["datasets"] = old["datasets"]
+            result["commands"] = [*old.get("commands", []), command]
     for item in a.data:
         name, _, folder = item.partition("=")
         ladder = _evaluate([a.checkpoint, folder, "--split", "testing", "--ladder",
@@ -92,6 +99,13 @@ def main() -> None:
         for r in rows:
             rate = "      —" if r["bitrate_bps"] is None else f"{r['bitrate_bps']:7.0f}"
             print(f"{r['system']:32s} {rate}  {r['pesq_wb']:7.3f}  {r['logmel_l1']:9.4f}")
+    if a.merge and a.out.exists():  # another run may have added its folder meanwhile
+        latest = json.loads(a.out.read_text())
+        if latest.get("checkpoint") == a.checkpoint:
+            result["datasets"] = {**latest["datasets"], **result["datasets"]}
+            result["commands"] = list(dict.fromkeys([*latest.get("commands", []),
+                                                     *result["commands"]]))
+    result["command"] = " && ".join(result["commands"])
     a.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))
 

@@ -5,7 +5,7 @@ decoded log-mel at 5 and 24 stages and each word classifier's logits, written wh
 was shipped (the word classifiers' before the training loop, the task modules and the model
 folder were reorganised). A refactoring that changes a layer's maths, a parameter name or the
 loading path fails here. A newly shipped checkpoint gets its entry with
-``python tests/test_pretrained.py --update FILE.pt`` (and only then).
+``PYTHONPATH=. python tests/test_pretrained.py --update vqvae_speech.pt`` (and only then).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def test_word_classifier_gives_the_shipped_logits(name):
     np.testing.assert_allclose(logits.numpy(), FINGERPRINTS[name]["logits"], atol=1e-4)
 
 
-if __name__ == "__main__":  # python tests/test_pretrained.py --update vqvae_speech.pt
+if __name__ == "__main__":  # PYTHONPATH=. python tests/test_pretrained.py --update vqvae_speech.pt
     import sys
 
     if sys.argv[1:2] != ["--update"] or sys.argv[2:] != ["vqvae_speech.pt"]:
