@@ -33,15 +33,8 @@ from utils.checkpoint import writable_folder
 from utils.data import find_audio
 from utils.errors import OptionError
 from utils.models.vae import MODEL_KIND, MelVAE, VAEConfig
-from utils.tasks.codec import (
-    Augment,
-    load_log_mels,
-    load_noise,
-    load_waveforms,
-    make_audio_batch,
-    make_batch,
-    score_files,
-)
+from utils.tasks import codec as codec_task  # its data helpers, looked up at call time
+from utils.tasks.codec import Augment
 from utils.training import Task, TrainConfig, override, train
 
 __all__ = ["SUMMARY", "TRAIN_DEFAULTS", "VAETask", "validate", "add_train_arguments",
@@ -133,11 +126,11 @@ class VAETask(Task):
 
     def load_data(self) -> list[str]:  # noqa: D102
         if self.augment is None:
-            self.train_feats, report = load_log_mels(self.data, "train")
+            self.train_feats, report = codec_task.load_log_mels(self.data, "train")
         else:
-            self.train_waves, report = load_waveforms(self.data, "train")
-            self.noise = load_noise(self.noise_dirs, "train")
-        self.val_feats, vreport = load_log_mels(self.data, "validation")
+            self.train_waves, report = codec_task.load_waveforms(self.data, "train")
+            self.noise = codec_task.load_noise(self.noise_dirs, "train")
+        self.val_feats, vreport = codec_task.load_log_mels(self.data, "validation")
         if not (self.train_feats or self.train_waves):
             raise OptionError("--data", f"no usable training clip in {', '.join(self.data)}")
         return report + vreport
@@ -157,11 +150,11 @@ class VAETask(Task):
     def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,
               world: int = 1) -> tuple[Tensor, Tensor, Tensor]:  # noqa: D102
         if self.augment is not None:
-            x, mask = make_audio_batch(self.train_waves, step, batch_size=batch_size,
+            x, mask = codec_task.make_audio_batch(self.train_waves, step, batch_size=batch_size,
                                        crop=self.crop_frames, seed=seed, augment=self.augment,
                                        noise=self.noise, rank=rank, world=world)
         else:
-            x, mask = make_batch(self.train_feats, step, batch_size=batch_size,
+            x, mask = codec_task.make_batch(self.train_feats, step, batch_size=batch_size,
                                  crop=self.crop_frames, seed=seed, rank=rank, world=world)
         return x, mask, torch.tensor(step)  # the step drives KL annealing
 
@@ -272,7 +265,7 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         kl[1] += out.kl.shape[1]
         return model.reconstruct(y, n_iter=a.gl_iters)
 
-    res = score_files(files, rec, with_stoi=not a.no_stoi, progress=not a.no_progress)
+    res = codec_task.score_files(files, rec, with_stoi=not a.no_stoi, progress=not a.no_progress)
     rate = model.rate_bps(kl[0] / kl[1]) if kl[1] else math.nan
     if a.per_clip:
         a.per_clip.write_text(json.dumps(res["per_clip"], indent=1))
