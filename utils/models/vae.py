@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from utils.audio import FEATURES, FeatureConfig, log_mel, log_mel_to_audio
 from utils.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
-from utils.models.vqvae import ENCODERS, build_decoder, build_encoder
+from utils.models.vqvae import ENCODERS, build_decoder, build_encoder, resolve_config
 
 __all__ = ["VAEConfig", "VAEOutput", "MelVAE", "MODEL_KIND", "gaussian_kl"]
 
@@ -128,11 +128,7 @@ class MelVAE(nn.Module):
     def __init__(self, config: VAEConfig | None = None, features: FeatureConfig = FEATURES,
                  **overrides) -> None:
         super().__init__()
-        cfg = config or VAEConfig()
-        if overrides:
-            cfg = VAEConfig(**{**asdict(cfg), **overrides})
-        if cfg.n_mels != features.n_mels:
-            raise ValueError(f"n_mels {cfg.n_mels} != feature n_mels {features.n_mels}")
+        cfg = resolve_config(VAEConfig, config, overrides, features)
         self.config = cfg
         self.features = features
         d = cfg.latent_dim

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -128,6 +129,21 @@ def _stack(channels: int, n: int) -> list[nn.Module]:
     return [ResBlock(channels, 3**i) for i in range(n)]
 
 
+def resolve_config(kind: type, config: Any, overrides: dict[str, Any],
+                   features: FeatureConfig) -> Any:
+    """``config`` (or the default ``kind()``) with keyword ``overrides`` applied, checked
+    against the feature configuration (shared by the VQ-VAE and the VAE).
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+    cfg = config or kind()
+    if overrides:
+        cfg = kind(**{**asdict(cfg), **overrides})
+    if cfg.n_mels != features.n_mels:
+        raise ValueError(f"n_mels {cfg.n_mels} != feature n_mels {features.n_mels}")
+    return cfg
+
+
 def build_encoder(kind: str, n_mels: int, channels: int, out_dim: int, downsample_log2: int,
                   res_blocks: int, *, matched: bool = False) -> nn.Module:
     """The encoder trunk named ``kind``: normalised log-mel ``[B, n_mels, T]`` →
@@ -189,11 +205,7 @@ class MelVQVAE(nn.Module):
         self, config: VQVAEConfig | None = None, features: FeatureConfig = FEATURES, **overrides
     ) -> None:
         super().__init__()
-        cfg = config or VQVAEConfig()
-        if overrides:
-            cfg = VQVAEConfig(**{**asdict(cfg), **overrides})
-        if cfg.n_mels != features.n_mels:
-            raise ValueError(f"n_mels {cfg.n_mels} != feature n_mels {features.n_mels}")
+        cfg = resolve_config(VQVAEConfig, config, overrides, features)
         self.config = cfg
         self.features = features
         d = cfg.latent_dim

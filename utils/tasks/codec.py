@@ -64,6 +64,7 @@ __all__ = [
     "codec2_roundtrip",
     "opus_roundtrip",
     "score_files",
+    "add_data_arguments",
     "add_train_arguments",
     "train_command",
     "add_eval_arguments",
@@ -575,22 +576,30 @@ def score_files(
 # --------------------------------------------------------------------------------------------
 
 
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """The codec's options of ``python -m utils.train codec``.
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The data options shared by the mel tasks (``codec``, ``vae``): folders, crop, augmentation.
 
     Notebook: notebooks/02_vq_vae.ipynb
     """
     p.add_argument("--data", action="append", required=True,
                    help="Speech Commands-layout folder (repeatable); its train split is used")
     p.add_argument("--crop-frames", type=int, default=64, help="training crop in mel frames")
-    p.add_argument("--val-depths", type=int, nargs="*", default=None,
-                   help="residual depths validated (default: 1300 bps and all stages)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="model hyper-parameter override, e.g. --set channels=128")
     p.add_argument("--augment", action="store_true",
                    help="random gain and noise on training clips (input = target)")
     p.add_argument("--noise", action="append", default=[],
                    help="folder of real background noise for --augment (repeatable)")
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The codec's options of ``python -m utils.train codec``.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+    add_data_arguments(p)
+    p.add_argument("--val-depths", type=int, nargs="*", default=None,
+                   help="residual depths validated (default: 1300 bps and all stages)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="model hyper-parameter override, e.g. --set channels=128")
     p.add_argument("--init", default=None,
                    help="start from this codec checkpoint's weights (fine-tuning)")
 

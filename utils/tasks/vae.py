@@ -184,15 +184,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
     Notebook: notebooks/03_vae_vs_vqvae.ipynb
     """
-    p.add_argument("--data", action="append", required=True,
-                   help="Speech Commands-layout folder (repeatable); its train split is used")
-    p.add_argument("--crop-frames", type=int, default=64, help="training crop in mel frames")
+    codec_task.add_data_arguments(p)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model hyper-parameter, e.g. --set beta=0.5 --set free_bits=0.1")
-    p.add_argument("--augment", action="store_true",
-                   help="random gain and noise on training clips (input = target)")
-    p.add_argument("--noise", action="append", default=[],
-                   help="folder of real background noise for --augment (repeatable)")
 
 
 def train_command(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
