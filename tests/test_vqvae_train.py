@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from utils.checkpoint import CheckpointError, load_checkpoint, save_atomic
@@ -31,24 +30,9 @@ def tiny_model(**kw) -> MelVQVAE:
     return MelVQVAE(**cfg)
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    """A Speech Commands folder: 2 words x 6 speakers of synthetic voiced sounds."""
-    root = tmp_path_factory.mktemp("words")
-    rng = np.random.default_rng(0)
-    sr = 16000
-    for w, word in enumerate(["aa", "ee"]):
-        (root / word).mkdir()
-        for s in range(6):
-            n = int(sr * (0.6 + 0.1 * s))
-            t = np.arange(n) / sr
-            f0 = 100 + 20 * s + 30 * w
-            y = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 12))
-            y = 0.3 * y * np.hanning(n) / np.abs(y).max() + 0.003 * rng.standard_normal(n)
-            sf.write(root / word / f"spk{s}_nohash_0.flac", y.astype(np.float32), sr)
-    (root / "validation_list.txt").write_text("aa/spk5_nohash_0.flac\nee/spk5_nohash_0.flac\n")
-    (root / "testing_list.txt").write_text("aa/spk4_nohash_0.flac\n")
-    return root
+@pytest.fixture
+def tiny_data(voiced_words) -> Path:
+    return voiced_words
 
 
 # ------------------------------------------------------------------------------ model
