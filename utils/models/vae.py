@@ -33,7 +33,13 @@ from torch import Tensor, nn
 
 from utils.audio import FEATURES, FeatureConfig, log_mel, log_mel_to_audio
 from utils.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
-from utils.models.vqvae import ENCODERS, build_decoder, build_encoder, resolve_config
+from utils.models.vqvae import (
+    ENCODERS,
+    MelLatentRate,
+    build_decoder,
+    build_encoder,
+    resolve_config,
+)
 
 __all__ = ["VAEConfig", "VAEOutput", "MelVAE", "MODEL_KIND", "gaussian_kl"]
 
@@ -115,7 +121,7 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
-class MelVAE(nn.Module):
+class MelVAE(MelLatentRate, nn.Module):
     """Gaussian VAE on log-mel spectrograms ``[B, n_mels, T]`` with the codec's trunk.
 
     Notebook: notebooks/03_vae_vs_vqvae.ipynb
@@ -140,16 +146,6 @@ class MelVAE(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(math.log(0.3)))
 
     # ------------------------------------------------------------------ rates and shapes
-
-    @property
-    def factor(self) -> int:
-        """Time downsampling factor between mel frames and latent frames."""
-        return 2**self.config.downsample_log2
-
-    @property
-    def latent_fps(self) -> float:
-        """Latent frames per second."""
-        return self.features.frames_per_second / self.factor
 
     def rate_bps(self, kl_nats_per_frame: float) -> float:
         """Bit rate of the latents: KL per latent frame (nats, summed over D) → bits/s.

@@ -188,7 +188,25 @@ def build_decoder(n_mels: int, channels: int, latent_dim: int, downsample_log2: 
     return nn.Sequential(*dec)
 
 
-class MelVQVAE(nn.Module):
+class MelLatentRate:
+    """The latent frame rate of a mel autoencoder with ``config.downsample_log2`` stride-2
+    stages (shared by :class:`MelVQVAE` and :class:`utils.models.vae.MelVAE`).
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+
+    @property
+    def factor(self) -> int:
+        """Time downsampling factor between mel frames and latent frames."""
+        return 2**self.config.downsample_log2
+
+    @property
+    def latent_fps(self) -> float:
+        """Latent frames per second."""
+        return self.features.frames_per_second / self.factor
+
+
+class MelVQVAE(MelLatentRate, nn.Module):
     """VQ-VAE codec on log-mel spectrograms with a residual VQ bottleneck.
 
     Shapes: input log-mel ``[B, n_mels, T]`` → latent ``[B, T', D]`` (channel-last, one vector
@@ -230,16 +248,6 @@ class MelVQVAE(nn.Module):
     def codebook_device(self) -> torch.device:
         """The device of the model's weights (where inputs are moved)."""
         return next(self.parameters()).device
-
-    @property
-    def factor(self) -> int:
-        """Time downsampling factor between mel frames and latent frames."""
-        return 2**self.config.downsample_log2
-
-    @property
-    def latent_fps(self) -> float:
-        """Latent frames per second."""
-        return self.features.frames_per_second / self.factor
 
     def bitrate_bps(self, n_q: int | None = None) -> float:
         """Bit rate in bits per second when ``n_q`` residual stages are sent (default all).
