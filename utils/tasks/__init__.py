@@ -23,6 +23,7 @@ TASKS: dict[str, str] = {
     "codec": "utils.tasks.codec",
     "words": "utils.tasks.words",
     "vae": "utils.tasks.vae",
+    "prior": "utils.tasks.prior",
 }
 
 
