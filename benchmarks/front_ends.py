@@ -8,7 +8,9 @@ clips with ``python -m utils.evaluate codec`` (log-mel L1 and PESQ-WB), plus the
 CPU time per second of audio (one thread, median of repeats; a rough single-machine figure).
 
 Prints a table (mean ± standard deviation over seeds) and, last, one JSON line; writes
-``data/pretrained/front_ends.json`` (read by notebook 04). Runs two trainings at a time.
+``data/pretrained/front_ends.json`` (read by notebook 04) and copies the first seed's codec of
+each encoder to ``data/pretrained/front_end_<encoder>_s<seed>.pt`` (notebook 04 listens to
+them; notebook 03's rate–distortion plot uses the plain one). Runs two trainings at a time.
 
 Run (from the repository root)::
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -102,6 +105,11 @@ def main() -> None:
                              "--threads", "1", "--no-progress", "--set", "channels=96",
                              "--set", f"encoder={enc}", "--set", f"encoder_channels={width}"])
     run_parallel(commands, a.jobs)
+
+    # ---- ship the first seed's codec of each encoder (notebook 04 listens to them)
+    for enc in WIDTHS:
+        shutil.copyfile(a.out / f"{enc}_s{a.seeds[0]}" / "best.pt",
+                        ROOT / "data" / "pretrained" / f"front_end_{enc}_s{a.seeds[0]}.pt")
 
     # ---- measure each at 1250 bps on the same held-out clips
     rows = []

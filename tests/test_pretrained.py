@@ -1,11 +1,13 @@
-"""The 13 shipped checkpoints still load and give the outputs they gave when they were shipped.
+"""Every shipped checkpoint still loads and gives the outputs it gave when it was shipped.
 
-``tests/data/pretrained_fingerprints.json`` holds, for a fixed input, the codec's indices and
-decoded log-mel at 5 and 24 stages and each word classifier's logits, written when each file
-was shipped (the word classifiers' before the training loop, the task modules and the model
-folder were reorganised). A refactoring that changes a layer's maths, a parameter name or the
-loading path fails here. A newly shipped checkpoint gets its entry with
-``PYTHONPATH=. python tests/test_pretrained.py --update vqvae_speech.pt`` (and only then).
+``tests/data/pretrained_fingerprints.json`` holds, for a fixed input, each codec's indices and
+decoded log-mel at 5 and 24 stages (``vqvae_speech.pt`` and the three ``front_end_*.pt``),
+each word classifier's logits, each VAE's posterior mean and decoded log-mel, and the code
+prior's logits, written when each file was shipped (the word classifiers' before the training
+loop, the task modules and the model folder were reorganised). A refactoring that changes a
+layer's maths, a parameter name or the loading path fails here. A newly shipped checkpoint
+gets its entry with ``PYTHONPATH=. python tests/test_pretrained.py --update NAME.pt`` (and
+only then).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import numpy as np
 import pytest
 import torch
 
+from utils.models.prior import CodePrior
+from utils.models.vae import MelVAE
 from utils.models.vqvae import MelVQVAE
 from utils.tasks import words as W
 
@@ -34,10 +38,9 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def test_every_shipped_codec_and_word_classifier_has_a_fingerprint():
-    shipped = [*PRETRAINED.glob("vqvae_speech.pt"), *PRETRAINED.glob("words_*.pt")]
-    assert sorted(FINGERPRINTS) == sorted(p.name for p in shipped)
-    assert len(FINGERPRINTS) == 13
+def test_every_shipped_checkpoint_has_a_fingerprint():
+    assert sorted(FINGERPRINTS) == sorted(p.name for p in PRETRAINED.glob("*.pt"))
+    assert len(FINGERPRINTS) == 21
 
 
 def codec_fingerprint(path: Path) -> dict:
@@ -54,13 +57,53 @@ def codec_fingerprint(path: Path) -> dict:
     return out
 
 
-def test_codec_gives_the_shipped_indices_and_log_mel():
-    got = codec_fingerprint(PRETRAINED / "vqvae_speech.pt")
-    for n_q, ref in FINGERPRINTS["vqvae_speech.pt"].items():
+def vae_fingerprint(path: Path) -> dict:
+    """Posterior mean and decoded log-mel of a fixed input."""
+    model = MelVAE.from_checkpoint(path).eval()
+    x = -2.5 + 1.2 * torch.randn(1, 80, 48, generator=torch.Generator().manual_seed(1234))
+    with torch.no_grad():
+        y, out = model(x)
+    return {"mu": out.mu.flatten()[::37].tolist(), "sum": float(y.sum()),
+            "sample": y.flatten()[::97].tolist()}
+
+
+def prior_fingerprint(path: Path) -> dict:
+    """Logits of a fixed code sequence, with and without a word."""
+    model = CodePrior.from_checkpoint(path).eval()
+    g = torch.Generator().manual_seed(1234)
+    codes = torch.randint(model.config.num_codes, (2, 16), generator=g)
+    with torch.no_grad():
+        logits = model(codes, torch.tensor([0, model.no_label]))
+    return {"sample": logits.flatten()[::61].tolist(), "sum": float(logits.sum())}
+
+
+def fingerprint(name: str) -> dict:
+    """The fingerprint of a shipped file, by its kind."""
+    if name.startswith("vae_"):
+        return vae_fingerprint(PRETRAINED / name)
+    if name.startswith("prior_"):
+        return prior_fingerprint(PRETRAINED / name)
+    return codec_fingerprint(PRETRAINED / name)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in FINGERPRINTS
+                                        if n.startswith(("vqvae_", "front_end_"))))
+def test_codec_gives_the_shipped_indices_and_log_mel(name):
+    got = codec_fingerprint(PRETRAINED / name)
+    for n_q, ref in FINGERPRINTS[name].items():
         assert got[n_q]["indices"] == ref["indices"]
         np.testing.assert_allclose(got[n_q]["sum"], ref["sum"], rtol=1e-5)
         np.testing.assert_allclose(got[n_q]["abs_sum"], ref["abs_sum"], rtol=1e-5)
         np.testing.assert_allclose(got[n_q]["sample"], ref["sample"], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in FINGERPRINTS
+                                        if n.startswith(("vae_", "prior_"))))
+def test_vae_and_prior_give_the_shipped_outputs(name):
+    got, ref = fingerprint(name), FINGERPRINTS[name]
+    assert sorted(got) == sorted(ref)
+    for key in ref:
+        np.testing.assert_allclose(got[key], ref[key], rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", sorted(n for n in FINGERPRINTS if n.startswith("words_")))
@@ -76,12 +119,15 @@ def test_word_classifier_gives_the_shipped_logits(name):
     np.testing.assert_allclose(logits.numpy(), FINGERPRINTS[name]["logits"], atol=1e-4)
 
 
-if __name__ == "__main__":  # PYTHONPATH=. python tests/test_pretrained.py --update vqvae_speech.pt
+if __name__ == "__main__":  # PYTHONPATH=. python tests/test_pretrained.py --update NAME.pt ...
     import sys
 
-    if sys.argv[1:2] != ["--update"] or sys.argv[2:] != ["vqvae_speech.pt"]:
-        raise SystemExit("usage: python tests/test_pretrained.py --update vqvae_speech.pt")
+    names = sys.argv[2:]
+    if sys.argv[1:2] != ["--update"] or not names or any(n.startswith("words_") for n in names):
+        raise SystemExit("usage: python tests/test_pretrained.py --update NAME.pt ... "
+                         "(codecs, VAEs and priors; the word classifiers' entries are fixed)")
     torch.set_num_threads(1)
-    FINGERPRINTS["vqvae_speech.pt"] = codec_fingerprint(PRETRAINED / "vqvae_speech.pt")
+    for n in names:
+        FINGERPRINTS[n] = fingerprint(n)
     (Path(__file__).parent / "data" / "pretrained_fingerprints.json").write_text(
         json.dumps(FINGERPRINTS, indent=0) + "\n")

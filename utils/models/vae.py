@@ -251,19 +251,30 @@ class MelVAE(MelLatentRate, nn.Module):
     # ------------------------------------------------------------------ audio and samples
 
     @torch.no_grad()
-    def reconstruct(self, y: np.ndarray, *, n_iter: int = 32, seed: int = 0) -> np.ndarray:
-        """Waveform → log-mel → posterior mean → log-mel → Griffin-Lim waveform.
+    @torch.no_grad()
+    def reconstruct(self, y: np.ndarray, *, n_iter: int = 32, seed: int = 0,
+                    sample: bool = False) -> np.ndarray:
+        """Waveform → log-mel → latent → log-mel → Griffin-Lim waveform.
+
+        The latent is the posterior mean, or with ``sample=True`` a draw ``z ~ q(z | x)``:
+        what relative-entropy coding at the KL rate actually transmits.
 
         Notebook: notebooks/03_vae_vs_vqvae.ipynb
+
+        Args:
+            y: Mono waveform at the feature sample rate.
+            n_iter: Griffin-Lim iterations.
+            seed: Seed of the initial phase and of the latent draw.
+            sample: Decode a sample of the posterior instead of its mean.
         """
         device = next(self.parameters()).device
         x = torch.from_numpy(log_mel(y, self.features))[None].to(device)
-        was = self.training
-        self.eval()
-        try:
-            L = self(x)[0][0].cpu().numpy()
-        finally:
-            self.train(was)
+        mu, logvar = self.encode(x)
+        z = mu
+        if sample:
+            g = torch.Generator(device=device).manual_seed(seed)
+            z = mu + torch.randn(mu.shape, generator=g, device=device) * (0.5 * logvar).exp()
+        L = self.decode(z, x.shape[-1])[0].cpu().numpy()
         return log_mel_to_audio(L, self.features, n_iter=n_iter, length=len(y), seed=seed)
 
     @torch.no_grad()

@@ -216,6 +216,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--every", type=int, default=None, help="evaluate every K-th file only")
     p.add_argument("--no-stoi", action="store_true")
     p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
+    p.add_argument("--sample", action="store_true",
+                   help="decode a draw z ~ q(z|x), what the KL rate pays for (default: the mean)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     p.add_argument("--per-clip", type=Path, default=None, help="write per-clip rows (JSON)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -257,14 +259,15 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
             _, out = model(x)
         kl[0] += float(out.kl.sum())
         kl[1] += out.kl.shape[1]
-        return model.reconstruct(y, n_iter=a.gl_iters)
+        return model.reconstruct(y, n_iter=a.gl_iters, sample=a.sample)
 
     res = codec_task.score_files(files, rec, with_stoi=not a.no_stoi, progress=not a.no_progress)
     rate = model.rate_bps(kl[0] / kl[1]) if kl[1] else math.nan
     if a.per_clip:
         a.per_clip.write_text(json.dumps(res["per_clip"], indent=1))
     summary = {
-        "system": f"mel VAE (beta {model.config.beta:g}), posterior mean",
+        "system": f"mel VAE (beta {model.config.beta:g}), "
+                  + ("posterior sample" if a.sample else "posterior mean"),
         "data": str(a.data_dir) + (f" [{a.split}]" if a.split else ""),
         "pesq_wb": round(res["pesq_wb"], 4),
         "logmel_l1": round(res["logmel_l1"], 4),
