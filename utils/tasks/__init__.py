@@ -24,6 +24,7 @@ TASKS: dict[str, str] = {
     "words": "utils.tasks.words",
     "vae": "utils.tasks.vae",
     "prior": "utils.tasks.prior",
+    "enhance": "utils.tasks.enhance",
 }
 
 

@@ -45,6 +45,7 @@ from utils.data import SpeechCommands, find_audio
 from utils.errors import OptionError
 from utils.metrics import STOI_CAVEAT, align, logmel_l1, pesq_wb, stoi
 from utils.models.vqvae import MODEL_KIND, MelVQVAE, VQVAEConfig
+from utils.noise import generated_noise, load_noise
 from utils.training import Task, TrainConfig, override, train
 from utils.vq import codebook_usage
 
@@ -185,38 +186,6 @@ def load_waveforms(folders: Sequence[str | Path], split: str) -> tuple[list[Tens
         waves += [ds[i][0].float() for i in range(len(ds))]
         report.append(f"{folder} [{split}]: {len(ds)} clips, {len(ds.failed)} skipped")
     return waves, report
-
-
-def load_noise(folders: Sequence[str | Path], part: str = "train",
-               train_share: float = 0.8) -> list[Tensor]:
-    """Real background noise, each recording cut in time: the first ``train_share`` for
-    training (``part="train"``), the rest for testing (``part="test"``).
-
-    Notebook: notebooks/02_vq_vae.ipynb
-    """
-    out = []
-    for folder in folders:
-        for f in find_audio(folder, None):
-            y = load(f, SR)
-            cut = int(train_share * len(y))
-            out.append(torch.from_numpy(y[:cut] if part == "train" else y[cut:]).float())
-    return out
-
-
-def generated_noise(kind: str, n: int, gen: torch.Generator) -> Tensor:
-    """White, pink (1/f) or brown (1/f²) noise of ``n`` samples, unit RMS.
-
-    Notebook: notebooks/02_vq_vae.ipynb
-    """
-    white = torch.randn(n, generator=gen)
-    if kind == "white":
-        x = white
-    else:
-        spec = torch.fft.rfft(white)
-        f = torch.arange(spec.shape[0]).clamp_min(1).float()
-        spec = spec / (f.sqrt() if kind == "pink" else f)
-        x = torch.fft.irfft(spec, n)
-    return x / x.pow(2).mean().sqrt().clamp_min(1e-8)
 
 
 @dataclasses.dataclass(frozen=True)
