@@ -236,3 +236,16 @@ def test_a_checkpoint_of_another_kind_is_refused(tmp_path):
     back = SpeechEnhancer.from_checkpoint(q)
     x = torch.from_numpy(np.random.default_rng(0).standard_normal(3000).astype(np.float32))
     assert np.allclose(back.enhance(x.numpy()), model.eval()(x).detach().numpy(), atol=1e-6)
+
+
+def test_instantaneous_frequency_finds_a_sinusoid_between_bins():
+    from utils.audio import instantaneous_frequency
+
+    sr, n_fft, hop = 16000, 512, 128
+    f = 1000.0 + 0.3 * sr / n_fft                       # 0.3 of a bin above bin 32
+    t = np.arange(sr) / sr
+    S = np.stack([np.fft.rfft(np.hanning(n_fft) * np.sin(2 * np.pi * f * t[i : i + n_fft]))
+                  for i in range(0, sr - n_fft, hop)], axis=1)
+    dev = instantaneous_frequency(S, sr, hop)
+    assert dev.shape == (n_fft // 2 + 1, S.shape[1] - 1)
+    np.testing.assert_allclose(dev[32], f - 32 * sr / n_fft, atol=0.5)

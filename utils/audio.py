@@ -29,6 +29,7 @@ import soundfile as sf
 from utils.errors import ProjectError
 
 __all__ = [
+    "instantaneous_frequency",
     "SR",
     "AudioError",
     "ClippingWarning",
@@ -375,6 +376,34 @@ def stft(y: np.ndarray, cfg: FeatureConfig = FEATURES) -> np.ndarray:
     """
     y = _check_signal(y)
     return librosa.stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length, window="hann")
+
+
+def instantaneous_frequency(S: np.ndarray, sr: int = SR, hop_length: int | None = None
+                            ) -> np.ndarray:
+    """Deviation of the instantaneous frequency from each bin's centre frequency, in Hz.
+
+    The phase of bin ``k`` advances by ``2π k hop / n_fft`` per frame for a sinusoid exactly at
+    the bin's centre; the measured advance minus that, wrapped to (−π, π] and divided by
+    ``2π hop / sr``, is how far the bin's actual frequency lies from its centre. A clean
+    harmonic gives smooth horizontal bands; noise, or a phase that does not belong to the
+    magnitude, gives a speckle of random values. (Phase itself, wrapped, shows nothing.)
+
+    Notebook: notebooks/07_speech_enhancement.ipynb
+
+    Args:
+        S: Complex STFT ``[F, T]`` (one-sided, ``F = n_fft / 2 + 1``).
+        sr: Sample rate in Hz.
+        hop_length: Hop in samples (default ``n_fft // 4``).
+
+    Returns:
+        ``[F, T - 1]`` deviations in Hz, in ``(−sr / (2 hop), sr / (2 hop)]``.
+    """
+    S = np.asarray(S)
+    n_fft = 2 * (S.shape[0] - 1)
+    hop = hop_length or n_fft // 4
+    k = np.arange(S.shape[0])[:, None]
+    advance = np.diff(np.angle(S), axis=1) - 2 * np.pi * k * hop / n_fft
+    return np.angle(np.exp(1j * advance)) * sr / (2 * np.pi * hop)
 
 
 def istft(S: np.ndarray, cfg: FeatureConfig = FEATURES, length: int | None = None) -> np.ndarray:

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -214,7 +213,3 @@ def make_mixture(seed: int, index: int, clips: Sequence[Tensor], real: Sequence[
     noisy, target = mix_at_snr(clean, noise, snr)
     return Mixture(noisy, target, snr, kind, i)
 
-
-def as_numpy(x: Tensor) -> np.ndarray:
-    """float32 NumPy copy of a waveform tensor (for writing and scoring)."""
-    return x.detach().cpu().numpy().astype(np.float32)

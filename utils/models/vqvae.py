@@ -343,42 +343,53 @@ class MelVQVAE(MelLatentRate, nn.Module):
         return self.encode_indices(x.to(self.codebook_device), n_q)
 
     def decode_audio(
-        self, indices: Tensor, length: int, *, n_iter: int = 32, seed: int = 0
+        self, indices: Tensor, length: int, *, n_iter: int = 32, seed: int = 0,
+        vocoder: Any = None,
     ) -> np.ndarray:
-        """The codec's decoder: indices → log-mel → filterbank inversion and Griffin-Lim.
+        """The codec's decoder: indices → log-mel → waveform.
+
+        The log-mel becomes a waveform by filterbank inversion and Griffin-Lim (the default),
+        or by a trained vocoder (``vocoder``: a :class:`utils.models.vocoder.MelVocoder`, or
+        anything with ``synthesize(logmel, length)``).
 
         Notebook: notebooks/02_vq_vae.ipynb
 
         Args:
             indices: ``[1, T', n]`` from :meth:`encode_audio` (the first ``n`` stages).
             length: Output length in samples.
-            n_iter: Griffin-Lim iterations.
-            seed: Initial-phase seed.
+            n_iter: Griffin-Lim iterations (without a vocoder).
+            seed: Initial-phase seed (without a vocoder).
+            vocoder: A vocoder, or ``None`` / ``"griffinlim"`` for Griffin-Lim.
 
         Returns:
             The waveform, float32.
         """
         frames = 1 + length // self.features.hop_length
         L_hat = self.decode_indices(indices.to(self.codebook_device), frames)[0].cpu().numpy()
+        if vocoder is not None and vocoder != "griffinlim":
+            return vocoder.synthesize(L_hat, length)
         return log_mel_to_audio(L_hat, self.features, n_iter=n_iter, length=length, seed=seed)
 
     def reconstruct(
-        self, y: np.ndarray, n_q: int | None = None, *, n_iter: int = 32, seed: int = 0
+        self, y: np.ndarray, n_q: int | None = None, *, n_iter: int = 32, seed: int = 0,
+        vocoder: Any = None,
     ) -> np.ndarray:
-        """Encode a waveform at depth ``n_q``, decode, and invert the mel (Griffin-Lim).
+        """Encode a waveform at depth ``n_q``, decode, and turn the mel into a waveform.
 
         Notebook: notebooks/02_vq_vae.ipynb
 
         Args:
             y: Mono waveform at the feature sample rate.
             n_q: Residual stages (bit rate :meth:`bitrate_bps`); default all.
-            n_iter: Griffin-Lim iterations.
+            n_iter: Griffin-Lim iterations (without a vocoder).
             seed: Initial-phase seed.
+            vocoder: A vocoder (see :meth:`decode_audio`); default Griffin-Lim.
 
         Returns:
             The reconstructed waveform, same length as ``y``.
         """
-        return self.decode_audio(self.encode_audio(y, n_q), len(y), n_iter=n_iter, seed=seed)
+        return self.decode_audio(self.encode_audio(y, n_q), len(y), n_iter=n_iter, seed=seed,
+                                 vocoder=vocoder)
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -25,6 +25,8 @@ TASKS: dict[str, str] = {
     "vae": "utils.tasks.vae",
     "prior": "utils.tasks.prior",
     "enhance": "utils.tasks.enhance",
+    "vocoder": "utils.tasks.vocoder",
+    "wavenet": "utils.tasks.wavenet",
 }
 
 

@@ -612,6 +612,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="evaluate every K-th file only (an even sample of a sorted folder)")
     p.add_argument("--no-stoi", action="store_true")
     p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
+    p.add_argument("--vocoder", default="griffinlim", metavar="CHECKPOINT|griffinlim",
+                   help="how the decoded mel becomes a waveform: a vocoder checkpoint "
+                        "(python -m utils.train vocoder) or Griffin-Lim (the default)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     p.add_argument("--per-clip", type=Path, default=None, help="write per-clip rows (JSON)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -642,6 +645,12 @@ def _check_eval_options(a: argparse.Namespace) -> None:
         raise OptionError(a.checkpoint, "checkpoint file not found")
     if not Path(a.data_dir).exists():
         raise OptionError(a.data_dir, "no such file or folder")
+    vocoder = getattr(a, "vocoder", "griffinlim")
+    if vocoder != "griffinlim":
+        if a.baseline is not None and a.baseline != "griffinlim":
+            raise OptionError("--vocoder", f"does not apply to --baseline {a.baseline}")
+        if not Path(vocoder).is_file():
+            raise OptionError("--vocoder", f"{vocoder}: checkpoint file not found")
     if a.per_clip is not None:
         writable_folder(a.per_clip.resolve().parent, "--per-clip")
 
@@ -669,7 +678,18 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
                           + (f" in split {a.split!r}" if a.split else ""))
     info: dict[str, Any] = {}
     counts = None
-    if a.baseline == "griffinlim":
+    vocoder = getattr(a, "vocoder", "griffinlim")
+    if vocoder != "griffinlim":
+        from utils.models.vocoder import MelVocoder
+
+        vocoder = MelVocoder.from_checkpoint(vocoder, map_location=device)
+        info["vocoder"] = a.vocoder
+    if a.baseline == "griffinlim" and vocoder != "griffinlim":
+        system, bitrate = "vocoder on the true mel", math.nan
+
+        def rec(y: np.ndarray) -> np.ndarray:
+            return vocoder.synthesize(log_mel(y), len(y))
+    elif a.baseline == "griffinlim":
         system, bitrate = f"Griffin-Lim {a.gl_iters} it. on the true mel", math.nan
 
         def rec(y: np.ndarray) -> np.ndarray:
@@ -699,7 +719,8 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         else:
             depth = model.config.num_quantizers
         bitrate = model.bitrate_bps(depth)
-        system = f"mel VQ-VAE, {depth} stage(s)"
+        system = f"mel VQ-VAE, {depth} stage(s)" + (
+            ", vocoder" if vocoder != "griffinlim" else "")
         info["depth"] = depth
         counts = torch.zeros(depth, model.config.num_codes)
         if a.ladder:
@@ -710,10 +731,10 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
             for s in range(depth):
                 counts[s] += torch.bincount(idx[..., s].flatten(), minlength=counts.shape[1])
             if ladder is None:
-                return model.decode_audio(idx, len(y), n_iter=a.gl_iters)
+                return model.decode_audio(idx, len(y), n_iter=a.gl_iters, vocoder=vocoder)
             # one encoding; the first d stages of it are the stream at d × 250 bps
-            return {d: model.decode_audio(idx[..., :d], len(y), n_iter=a.gl_iters)
-                    for d in ladder}
+            return {d: model.decode_audio(idx[..., :d], len(y), n_iter=a.gl_iters,
+                                          vocoder=vocoder) for d in ladder}
 
     res = score_files(files, rec, with_stoi=not a.no_stoi, progress=not a.no_progress)
     if a.baseline is None and ladder is not None:

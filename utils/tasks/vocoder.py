@@ -1,0 +1,270 @@
+"""Task ``vocoder``: the phase-aware mel vocoder, trained and measured against Griffin-Lim.
+
+Training (``python -m utils.train vocoder --data DIR --out RUN [--set head=complex]``):
+random crops of the training waveforms; the input is their log-mel (the collection's features,
+computed in torch), the target the waveform itself; loss = multi-resolution STFT loss +
+``mel_weight`` × log-mel L1 of the resynthesis. Validation: log-mel L1 and the STFT loss on
+whole validation clips; ``best.pt`` has the lowest log-mel L1.
+
+Evaluation (``python -m utils.evaluate vocoder CHECKPOINT DATA_DIR [--json]``): each clip is
+resynthesised from its true log-mel and scored like the codec (PESQ-WB, log-mel L1 and STOI
+after alignment; ``utils.tasks.codec.score_files``), so the numbers sit next to Griffin-Lim's
+(``python -m utils.evaluate codec - DATA_DIR --baseline griffinlim``).
+
+Notebook: notebooks/08_vocoders.ipynb
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from utils.audio import FEATURES, log_mel
+from utils.checkpoint import writable_folder
+from utils.data import find_audio
+from utils.errors import OptionError
+from utils.models.vocoder import MODEL_KIND, MelVocoder, VocoderConfig, multi_resolution_stft_loss
+from utils.tasks import codec as codec_task
+from utils.training import Task, TrainConfig, override, train
+
+__all__ = ["SUMMARY", "TRAIN_DEFAULTS", "VocoderTask", "make_wave_batch", "add_train_arguments",
+           "train_command", "add_eval_arguments", "evaluate_command"]
+
+#: One line for ``--help``.
+SUMMARY = "phase-aware mel vocoder: log-mel → complex STFT → waveform (vs Griffin-Lim)"
+
+#: The vocoder's defaults of the shared training settings.
+TRAIN_DEFAULTS = dict(steps=6000, batch_size=16, lr=1e-3, weight_decay=1e-4, warmup=200,
+                      min_lr_ratio=0.05, grad_clip=5.0, log_every=50, val_every=500,
+                      save_every=250)
+
+
+def make_wave_batch(waves: Sequence[Tensor], step: int, *, batch_size: int, crop: int,
+                    seed: int, rank: int = 0, world: int = 1) -> tuple[Tensor, Tensor]:
+    """The batch of ``step``: random crops of ``(crop - 1) · hop`` samples and their log-mels.
+
+    A pure function of (seed, step), so resuming is exact. Shorter clips are zero-padded.
+
+    Notebook: notebooks/08_vocoders.ipynb
+
+    Returns:
+        ``(waveforms [b, samples], log-mel [b, n_mels, crop])``.
+    """
+    samples = (crop - 1) * FEATURES.hop_length
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    idx = torch.randint(len(waves), (batch_size,), generator=g)
+    starts = torch.rand(batch_size, generator=g)
+    y = torch.zeros(batch_size, samples)
+    for j, i in enumerate(idx.tolist()):
+        w = waves[i]
+        s = int(starts[j] * max(0, len(w) - samples + 1))
+        piece = w[s : s + samples]
+        y[j, : len(piece)] = piece
+    x = codec_task.torch_log_mel(y)[..., :crop]
+    return y[rank::world], x[rank::world]
+
+
+class VocoderTask(Task):
+    """The vocoder for the training loop: log-mel in, waveform out, STFT and mel losses.
+
+    Notebook: notebooks/08_vocoders.ipynb
+
+    Args:
+        data: Speech Commands-layout folders (train and validation splits used).
+        config: The model's configuration.
+        crop_frames: Training crop in mel frames (64 ≈ 1 s).
+        mel_weight: Weight of the log-mel L1 term.
+    """
+
+    name = "vocoder"
+    kind = MODEL_KIND
+    best_metric = "val_logmel_l1"
+    best_mode = "min"
+
+    def __init__(self, data: Sequence[str | Path], config: VocoderConfig | None = None, *,
+                 crop_frames: int = 64, mel_weight: float = 2.5) -> None:
+        missing = [str(d) for d in data if not Path(d).is_dir()]
+        if not data or missing:
+            raise OptionError("--data", f"no such folder: {', '.join(missing) or '(none given)'}")
+        if crop_frames < 8:
+            raise OptionError("--crop-frames", f"must be at least 8, got {crop_frames}")
+        if mel_weight < 0:
+            raise OptionError("--mel-weight", f"must be non-negative, got {mel_weight}")
+        self.config = config or VocoderConfig()
+        self.data = [str(d) for d in data]
+        self.crop_frames = crop_frames
+        self.mel_weight = mel_weight
+        self.train_waves: list[Tensor] = []
+        self.val_waves: list[Tensor] = []
+
+    def load_data(self) -> list[str]:  # noqa: D102
+        self.train_waves, report = codec_task.load_waveforms(self.data, "train")
+        val, vreport = codec_task.load_waveforms(self.data, "validation")
+        self.val_waves = val[:: max(1, len(val) // 48)][:48]
+        if not self.train_waves:
+            raise OptionError("--data", f"no usable training clip in {', '.join(self.data)}")
+        return report + vreport
+
+    def build_model(self) -> MelVocoder:  # noqa: D102
+        return MelVocoder(self.config)
+
+    def model_config(self) -> dict[str, Any]:  # noqa: D102
+        return dataclasses.asdict(self.config)
+
+    def same_config(self, stored: dict[str, Any]) -> bool:  # noqa: D102
+        try:
+            return VocoderConfig(**stored) == self.config
+        except (TypeError, ValueError, OptionError):
+            return False
+
+    def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,
+              world: int = 1) -> tuple[Tensor, Tensor]:  # noqa: D102
+        return make_wave_batch(self.train_waves, step, batch_size=batch_size,
+                               crop=self.crop_frames, seed=seed, rank=rank, world=world)
+
+    def loss(self, model: nn.Module, batch: tuple[Tensor, ...]
+             ) -> tuple[Tensor, dict[str, Any]]:  # noqa: D102
+        y, x = batch
+        y_hat = model(x, y.shape[-1])
+        stft_loss, parts = multi_resolution_stft_loss(y_hat, y)
+        mel_l1 = (codec_task.torch_log_mel(y_hat)[..., : x.shape[-1]] - x).abs().mean()
+        return stft_loss + self.mel_weight * mel_l1, {**parts, "mel_l1": float(mel_l1.detach())}
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, device: torch.device) -> dict[str, Any]:  # noqa: D102
+        if not self.val_waves:
+            return {}
+        was = model.training
+        model.eval()
+        l1, stft = [], []
+        try:
+            for w in self.val_waves:
+                y = w[None].to(device)
+                x = codec_task.torch_log_mel(y)
+                y_hat = model(x, y.shape[-1])
+                l1.append(float((codec_task.torch_log_mel(y_hat) - x).abs().mean()))
+                stft.append(float(multi_resolution_stft_loss(y_hat, y)[0]))
+        finally:
+            model.train(was)
+        return {"val_logmel_l1": float(np.mean(l1)), "val_stft_loss": float(np.mean(stft))}
+
+    def checkpoint(self, model: nn.Module) -> dict[str, Any]:  # noqa: D102
+        return model.checkpoint(task=self.name, data=self.data, crop_frames=self.crop_frames,
+                                mel_weight=self.mel_weight)
+
+
+# --------------------------------------------------------------------------------------------
+# Command lines
+# --------------------------------------------------------------------------------------------
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The vocoder's options of ``python -m utils.train vocoder``.
+
+    Notebook: notebooks/08_vocoders.ipynb
+    """
+    p.add_argument("--data", action="append", required=True,
+                   help="Speech Commands-layout folder (repeatable)")
+    p.add_argument("--crop-frames", type=int, default=64, help="training crop in mel frames")
+    p.add_argument("--mel-weight", type=float, default=2.5, help="weight of the log-mel L1")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="model hyper-parameter, e.g. --set head=complex --set channels=128")
+
+
+def train_command(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
+    """Run ``python -m utils.train vocoder``: every option is checked before the data loads.
+
+    Notebook: notebooks/08_vocoders.ipynb
+
+    Returns:
+        The final record.
+    """
+    config = override(VocoderConfig(), args.set)
+    task = VocoderTask(args.data, config, crop_frames=args.crop_frames,
+                       mel_weight=args.mel_weight)
+    return train(task, cfg).last
+
+
+def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    """The vocoder's options of ``python -m utils.evaluate vocoder``.
+
+    Notebook: notebooks/08_vocoders.ipynb
+    """
+    p.add_argument("checkpoint", help="vocoder checkpoint (.pt)")
+    p.add_argument("data_dir", help="folder searched recursively for .wav/.flac")
+    p.add_argument("--split", choices=["train", "validation", "testing"], default=None,
+                   help="only the clips of this split (Speech Commands rule)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N files only")
+    p.add_argument("--every", type=int, default=None, help="evaluate every K-th file only")
+    p.add_argument("--refine", type=int, default=0, metavar="N",
+                   help="N fast Griffin-Lim iterations started from the predicted phase")
+    p.add_argument("--no-stoi", action="store_true")
+    p.add_argument("--json", action="store_true", help="end with one JSON line")
+    p.add_argument("--per-clip", type=Path, default=None, help="write per-clip rows (JSON)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
+    """Run ``python -m utils.evaluate vocoder``: resynthesis from the true mel, scored.
+
+    Notebook: notebooks/08_vocoders.ipynb
+
+    Returns:
+        The summary (``pesq_wb``, ``logmel_l1``, ``stoi``, ``n_clips``, ``n_failed``, ...).
+    """
+    from utils.distributed import resolve_device
+
+    for name in ("limit", "every"):
+        value = getattr(a, name)
+        if value is not None and value < 1:
+            raise OptionError(f"--{name}", f"must be at least 1, got {value}")
+    if a.refine < 0:
+        raise OptionError("--refine", f"must be non-negative, got {a.refine}")
+    if not Path(a.checkpoint).is_file():
+        raise OptionError(a.checkpoint, "checkpoint file not found")
+    if not Path(a.data_dir).exists():
+        raise OptionError(a.data_dir, "no such file or folder")
+    if a.per_clip is not None:
+        writable_folder(a.per_clip.resolve().parent, "--per-clip")
+    device = resolve_device(a.device)
+    files = find_audio(a.data_dir, a.split)[:: a.every or 1][: a.limit]
+    if not files:
+        raise OptionError(a.data_dir, "no .wav/.flac files here"
+                          + (f" in split {a.split!r}" if a.split else ""))
+    model = MelVocoder.from_checkpoint(a.checkpoint, map_location=device)
+
+    def rec(y: np.ndarray) -> np.ndarray:
+        return model.synthesize(log_mel(y, model.features), len(y), refine_iters=a.refine)
+
+    res = codec_task.score_files(files, rec, with_stoi=not a.no_stoi, progress=not a.no_progress)
+    if a.per_clip:
+        a.per_clip.write_text(json.dumps(res["per_clip"], indent=1))
+    summary = {
+        "system": f"mel vocoder ({model.config.head} head, {model.num_parameters():,} "
+                  "parameters), true mel"
+                  + (f", + {a.refine} Griffin-Lim iterations" if a.refine else ""),
+        "data": str(a.data_dir) + (f" [{a.split}]" if a.split else ""),
+        "pesq_wb": round(res["pesq_wb"], 4),
+        "logmel_l1": round(res["logmel_l1"], 4),
+        "stoi": round(res["stoi"], 4),
+        "n_clips": res["n_clips"],
+        "n_failed": res["n_failed"],
+        "n_pesq_nan": res["n_pesq_nan"],
+        "n_stoi_nan": res["n_stoi_nan"],
+    }
+    print(f"system        {summary['system']}")
+    print(f"data          {summary['data']}: {res['n_clips']} clips, {res['n_failed']} unreadable")
+    for path, reason in res["failed"]:
+        print(f"  skipped     {path}: {reason}")
+    print(f"PESQ-WB       {res['pesq_wb']:.3f}")
+    print(f"log-mel L1    {res['logmel_l1']:.4f}")
+    return summary
