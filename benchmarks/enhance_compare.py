@@ -31,6 +31,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,18 +81,19 @@ def main() -> None:
         _last_json([sys.executable, "-m", "utils.evaluate", "enhance", "-", "--make-test-set",
                     str(test), *data, "--every", str(a.every), "--json"])
     rows, per_clip = [], {}
-    for k in KINDS:
-        for s in a.seeds:
-            clip_file = a.out / f"{k}_s{s}" / "test_clips.json"
-            res = _last_json([sys.executable, "-m", "utils.evaluate", "enhance",
-                              str(a.out / f"{k}_s{s}" / "best.pt"), str(test / "noisy"),
-                              "--clean", str(test / "clean"), "--json", "--no-progress",
-                              "--per-clip", str(clip_file)])
-            log = [json.loads(x) for x in (a.out / f"{k}_s{s}" / "log.jsonl").read_text()
-                   .splitlines()]
-            rows.append({"kind": k, "seed": s, "params": res["system"], "summary": res,
-                         "train_s": max(r.get("time_s", 0.0) for r in log)})
-            per_clip[(k, s)] = json.loads(clip_file.read_text())
+    runs = [(k, s) for k in KINDS for s in a.seeds]
+    commands = [[sys.executable, "-m", "utils.evaluate", "enhance",
+                 str(a.out / f"{k}_s{s}" / "best.pt"), str(test / "noisy"), "--clean",
+                 str(test / "clean"), "--json", "--no-progress", "--per-clip",
+                 str(a.out / f"{k}_s{s}" / "test_clips.json")] for k, s in runs]
+    with ThreadPoolExecutor(a.jobs) as pool:          # the scoring runs a.jobs at a time
+        results = list(pool.map(_last_json, commands))
+    for (k, s), res in zip(runs, results, strict=True):
+        log = [json.loads(x) for x in (a.out / f"{k}_s{s}" / "log.jsonl").read_text()
+               .splitlines()]
+        rows.append({"kind": k, "seed": s, "params": res["system"], "summary": res,
+                     "train_s": max(r.get("time_s", 0.0) for r in log)})
+        per_clip[(k, s)] = json.loads((a.out / f"{k}_s{s}" / "test_clips.json").read_text())
 
     # ---- statistics: seeds (mean ± std) and clips (paired test on seed-averaged values)
     from scipy.stats import wilcoxon

@@ -2,9 +2,10 @@
 
 ``tests/data/pretrained_fingerprints.json`` holds, for a fixed input, each codec's indices and
 decoded log-mel at 5 and 24 stages (``vqvae_speech.pt`` and the three ``front_end_*.pt``),
-each word classifier's logits, each VAE's posterior mean and decoded log-mel, and the code
-prior's logits, written when each file was shipped (the word classifiers' before the training
-loop, the task modules and the model folder were reorganised). A refactoring that changes a
+each word classifier's logits, each VAE's posterior mean and decoded log-mel, the code prior's
+logits, each enhancer's, vocoder's and WaveNet's output, written when each file was shipped
+(the word classifiers' before the training loop, the task modules and the model folder were
+reorganised). A refactoring that changes a
 layer's maths, a parameter name or the loading path fails here. A newly shipped checkpoint
 gets its entry with ``PYTHONPATH=. python tests/test_pretrained.py --update NAME.pt`` (and
 only then).
@@ -19,9 +20,12 @@ import numpy as np
 import pytest
 import torch
 
+from utils.models.dcunet import SpeechEnhancer
 from utils.models.prior import CodePrior
 from utils.models.vae import MelVAE
+from utils.models.vocoder import MelVocoder
 from utils.models.vqvae import MelVQVAE
+from utils.models.wavenet import WaveNet
 from utils.tasks import words as W
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +44,7 @@ def one_thread():
 
 def test_every_shipped_checkpoint_has_a_fingerprint():
     assert sorted(FINGERPRINTS) == sorted(p.name for p in PRETRAINED.glob("*.pt"))
-    assert len(FINGERPRINTS) == 21
+    assert len(FINGERPRINTS) == 26
 
 
 def codec_fingerprint(path: Path) -> dict:
@@ -77,8 +81,25 @@ def prior_fingerprint(path: Path) -> dict:
     return {"sample": logits.flatten()[::61].tolist(), "sum": float(logits.sum())}
 
 
+def waveform_fingerprint(path: Path) -> dict:
+    """Output of an enhancer (fixed noisy waveform), a vocoder (fixed log-mel) or a WaveNet
+    (logits of fixed classes and log-mel)."""
+    g = torch.Generator().manual_seed(1234)
+    x = -2.5 + 1.2 * torch.randn(1, 80, 24, generator=g)
+    with torch.no_grad():
+        if path.name.startswith("enhance_"):
+            y = SpeechEnhancer.from_checkpoint(path)(0.1 * torch.randn(1, 8000, generator=g))
+        elif path.name.startswith("vocoder"):
+            y = MelVocoder.from_checkpoint(path)(x)
+        else:
+            y = WaveNet.from_checkpoint(path)(torch.randint(256, (1, 600), generator=g), x)
+    return {"sample": y.flatten()[::61].tolist(), "sum": float(y.sum())}
+
+
 def fingerprint(name: str) -> dict:
     """The fingerprint of a shipped file, by its kind."""
+    if name.startswith(("enhance_", "vocoder", "wavenet")):
+        return waveform_fingerprint(PRETRAINED / name)
     if name.startswith("vae_"):
         return vae_fingerprint(PRETRAINED / name)
     if name.startswith("prior_"):
@@ -97,9 +118,9 @@ def test_codec_gives_the_shipped_indices_and_log_mel(name):
         np.testing.assert_allclose(got[n_q]["sample"], ref["sample"], atol=1e-4)
 
 
-@pytest.mark.parametrize("name", sorted(n for n in FINGERPRINTS
-                                        if n.startswith(("vae_", "prior_"))))
-def test_vae_and_prior_give_the_shipped_outputs(name):
+@pytest.mark.parametrize("name", sorted(n for n in FINGERPRINTS if n.startswith(
+    ("vae_", "prior_", "enhance_", "vocoder", "wavenet"))))
+def test_vae_prior_enhancers_and_vocoders_give_the_shipped_outputs(name):
     got, ref = fingerprint(name), FINGERPRINTS[name]
     assert sorted(got) == sorted(ref)
     for key in ref:

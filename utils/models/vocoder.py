@@ -205,13 +205,8 @@ class MelVocoder(nn.Module):
         return self.istft(self.spectrum(logmel), length)
 
     @torch.no_grad()
-    def synthesize(self, logmel: np.ndarray, length: int | None = None, *,
-                   refine_iters: int = 0) -> np.ndarray:
+    def synthesize(self, logmel: np.ndarray, length: int | None = None) -> np.ndarray:
         """One NumPy log-mel ``[n_mels, T]`` → NumPy waveform (eval mode, model's device).
-
-        With ``refine_iters > 0``, the predicted complex STFT starts that many iterations of
-        fast Griffin-Lim (momentum 0.99) instead of a random phase: the network's phase as the
-        initial guess, Griffin-Lim's projections to make the spectrum consistent.
 
         Notebook: notebooks/08_vocoders.ipynb
         """
@@ -220,16 +215,7 @@ class MelVocoder(nn.Module):
         try:
             x = torch.as_tensor(np.asarray(logmel, dtype=np.float32),
                                 device=self.window.device)[None]
-            if refine_iters <= 0:
-                return self(x, length)[0].cpu().numpy()
-            import librosa
-
-            spec = self.spectrum(x)[0].cpu().numpy()
-            f = self.features
-            n = length or (spec.shape[-1] - 1) * f.hop_length
-            return librosa.griffinlim(spec, n_iter=refine_iters, hop_length=f.hop_length,
-                                      n_fft=f.n_fft, window="hann", center=True, length=n,
-                                      momentum=0.99, init=None).astype(np.float32)
+            return self(x, length)[0].cpu().numpy()
         finally:
             self.train(was)
 

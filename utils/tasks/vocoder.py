@@ -204,8 +204,6 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="only the clips of this split (Speech Commands rule)")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N files only")
     p.add_argument("--every", type=int, default=None, help="evaluate every K-th file only")
-    p.add_argument("--refine", type=int, default=0, metavar="N",
-                   help="N fast Griffin-Lim iterations started from the predicted phase")
     p.add_argument("--no-stoi", action="store_true")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     p.add_argument("--per-clip", type=Path, default=None, help="write per-clip rows (JSON)")
@@ -227,8 +225,6 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         value = getattr(a, name)
         if value is not None and value < 1:
             raise OptionError(f"--{name}", f"must be at least 1, got {value}")
-    if a.refine < 0:
-        raise OptionError("--refine", f"must be non-negative, got {a.refine}")
     if not Path(a.checkpoint).is_file():
         raise OptionError(a.checkpoint, "checkpoint file not found")
     if not Path(a.data_dir).exists():
@@ -243,15 +239,14 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
     model = MelVocoder.from_checkpoint(a.checkpoint, map_location=device)
 
     def rec(y: np.ndarray) -> np.ndarray:
-        return model.synthesize(log_mel(y, model.features), len(y), refine_iters=a.refine)
+        return model.synthesize(log_mel(y, model.features), len(y))
 
     res = codec_task.score_files(files, rec, with_stoi=not a.no_stoi, progress=not a.no_progress)
     if a.per_clip:
         a.per_clip.write_text(json.dumps(res["per_clip"], indent=1))
     summary = {
         "system": f"mel vocoder ({model.config.head} head, {model.num_parameters():,} "
-                  "parameters), true mel"
-                  + (f", + {a.refine} Griffin-Lim iterations" if a.refine else ""),
+                  "parameters), true mel",
         "data": str(a.data_dir) + (f" [{a.split}]" if a.split else ""),
         "pesq_wb": round(res["pesq_wb"], 4),
         "logmel_l1": round(res["logmel_l1"], 4),
