@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,6 +58,31 @@ def test_setup_cell_is_identical_everywhere_and_defines_root():
         assert name in setup
     assert "pip install" not in setup.split("google.colab")[0]
     assert "torch" not in re.findall(r"pip\", \"install\", \"-q\"(.*)\]", setup)[0]
+
+
+def test_colab_path_clones_the_repository_url_and_imports_utils(tmp_path):
+    """Simulate Colab: the module Colab sets, a working directory outside the repository, and
+    the repository URL (VQVAE_NOTEBOOKS_URL) pointing at a local bare clone. The setup cell
+    must clone it, put the clone on sys.path and let a fresh interpreter import utils."""
+    bare = tmp_path / "origin.git"
+    subprocess.run(["git", "clone", "--bare", "-q", str(ROOT), str(bare)], check=True)
+    work = tmp_path / "content"
+    work.mkdir()
+    setup = src([c for c in cells(NOTEBOOKS[0]) if c["cell_type"] == "code"][0])
+    script = ("import sys, types\n"
+              "sys.modules['google.colab'] = types.ModuleType('google.colab')\n"
+              + setup + "\nimport utils.audio\n"
+              "print('ROOT', ROOT)\nprint('UTILS', utils.audio.__file__)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["VQVAE_NOTEBOOKS_URL"] = bare.as_uri()
+    for _ in range(2):                                   # the second run reuses the clone
+        out = subprocess.run([sys.executable, "-c", script], cwd=work, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        clone = work / REPO.split("/")[1]
+        assert f"ROOT {clone}" in out.stdout
+        assert f"UTILS {clone / 'utils' / 'audio.py'}" in out.stdout
+    assert (clone / "data" / "pretrained").is_dir()
 
 
 def test_setup_cell_finds_the_root_from_a_subfolder(tmp_path, monkeypatch):
