@@ -19,7 +19,7 @@ def test_waveform_and_spectrogram_accept_ax_and_label_physical_axes(voiced):
     assert f2 is fig and a2 is ax and ax.get_xlabel() == "Time (s)"
     S = np.random.default_rng(0).standard_normal((80, 63))
     _, ax3, img = plot.spectrogram(S, 16000, 256, y_axis="mel")
-    assert ax3.get_ylabel() == "Hz" and ax3.get_xlabel() == "Time"
+    assert ax3.get_ylabel() == "Hz" and ax3.get_xlabel() == "Time (s)"  # unit on every time axis
     assert img.get_array().size == S.size
     assert len(ax3.figure.axes) == 2  # colour bar
     plt.close("all")

@@ -131,6 +131,7 @@ def spectrogram(
         np.asarray(S_db), sr=sr, hop_length=hop_length, x_axis="time", y_axis=y_axis, ax=ax,
         **kwargs,
     )
+    ax.set_xlabel("Time (s)")
     if title:
         ax.set_title(title)
     if colorbar:
