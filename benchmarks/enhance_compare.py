@@ -29,7 +29,6 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,17 +36,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.front_ends import run_parallel  # noqa: E402
+from benchmarks.common import last_json, run_parallel  # noqa: E402
 
 KINDS = ("complex", "ri", "mag")
 METRICS = ("si_sdri", "pesq_wb_out", "stoi_out")
 
-
-def _last_json(cmd: list[str]) -> dict:
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -78,7 +71,7 @@ def main() -> None:
     # ---- the fixed test set, then every model on it
     test = a.out / "test_set"
     if not (test / "index.json").exists():
-        _last_json([sys.executable, "-m", "utils.evaluate", "enhance", "-", "--make-test-set",
+        last_json([sys.executable, "-m", "utils.evaluate", "enhance", "-", "--make-test-set",
                     str(test), *data, "--every", str(a.every), "--json"])
     rows, per_clip = [], {}
     runs = [(k, s) for k in KINDS for s in a.seeds]
@@ -87,7 +80,7 @@ def main() -> None:
                  str(test / "clean"), "--json", "--no-progress", "--per-clip",
                  str(a.out / f"{k}_s{s}" / "test_clips.json")] for k, s in runs]
     with ThreadPoolExecutor(a.jobs) as pool:          # the scoring runs a.jobs at a time
-        results = list(pool.map(_last_json, commands))
+        results = list(pool.map(last_json, commands))
     for (k, s), res in zip(runs, results, strict=True):
         log = [json.loads(x) for x in (a.out / f"{k}_s{s}" / "log.jsonl").read_text()
                .splitlines()]

@@ -27,7 +27,6 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,33 +36,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import last_json, run_parallel  # noqa: E402
 from utils.models.vqvae import MelVQVAE  # noqa: E402
 
 #: Encoder widths whose parameter counts match the plain encoder at 96 channels (±1 %).
 WIDTHS = {"conv": 96, "cbhg": 78, "inception": 154}
-
-
-def run_parallel(commands: list[list[str]], jobs: int) -> None:
-    """Run commands, ``jobs`` at a time; stop on the first failure."""
-    running: list[subprocess.Popen] = []
-
-    def reap(block: bool) -> list[subprocess.Popen]:
-        alive = []
-        for p in running:
-            code = p.wait() if block else p.poll()
-            if code is None:
-                alive.append(p)
-            elif code != 0:
-                raise SystemExit(f"failed: {' '.join(p.args)}")
-        return alive
-
-    for cmd in commands:
-        while len(running) >= jobs:
-            running = reap(block=False)
-            time.sleep(0.5)
-        print("$", " ".join(cmd), flush=True)
-        running.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL))
-    reap(block=True)
 
 
 def encoder_ms_per_second(model: MelVQVAE, repeats: int = 7) -> float:
@@ -119,8 +96,7 @@ def main() -> None:
             cmd = [sys.executable, "-m", "utils.evaluate", "codec", str(ck), a.eval, "--split",
                    "testing", "--every", str(a.every), "--max-bitrate", "1300", "--no-stoi",
                    "--json", "--no-progress"]
-            res = json.loads(subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                                            check=True).stdout.strip().splitlines()[-1])
+            res = last_json(cmd)
             model = MelVQVAE.from_checkpoint(ck)
             rows.append({"encoder": enc, "seed": seed, "pesq_wb": res["pesq_wb"],
                          "logmel_l1": res["logmel_l1"], "bitrate_bps": res["bitrate_bps"],

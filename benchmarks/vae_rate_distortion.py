@@ -28,21 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.front_ends import run_parallel  # noqa: E402
-
-
-def _last_json(cmd: list[str]) -> dict:
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+from benchmarks.common import last_json, run_parallel  # noqa: E402
 
 
 def main() -> None:
@@ -85,16 +77,16 @@ def main() -> None:
             shutil.copyfile(a.out / f"beta{b:g}" / "best.pt", ship)
         row = dict(kept.get(b, {}))
         if "pesq_wb" not in row:  # the posterior mean (what listening uses)
-            r = _last_json([sys.executable, "-m", "utils.evaluate", "vae", str(ship), *common])
+            r = last_json([sys.executable, "-m", "utils.evaluate", "vae", str(ship), *common])
             row = {"beta": b, "checkpoint": ship.relative_to(ROOT).as_posix(),
                    "bitrate_bps": r["bitrate_bps"], "pesq_wb": r["pesq_wb"],
                    "logmel_l1": r["logmel_l1"], "n_clips": r["n_clips"]}
         if "pesq_wb_sample" not in row:  # a posterior sample (what the KL rate pays for)
-            r = _last_json([sys.executable, "-m", "utils.evaluate", "vae", str(ship), *common,
+            r = last_json([sys.executable, "-m", "utils.evaluate", "vae", str(ship), *common,
                             "--sample"])
             row.update(pesq_wb_sample=r["pesq_wb"], logmel_l1_sample=r["logmel_l1"])
         vae_rows.append(row)
-    ladder = old.get("vqvae_ladder") or _last_json(
+    ladder = old.get("vqvae_ladder") or last_json(
         [sys.executable, "-m", "utils.evaluate", "codec", str(a.codec), *common, "--ladder",
          "--max-bitrate", str(a.max_bitrate)])["ladder"]
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,18 +38,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import last_json  # noqa: E402
 from utils.audio import load, log_mel, log_mel_to_audio  # noqa: E402
 from utils.data import find_audio  # noqa: E402
 from utils.metrics import evaluate_pair  # noqa: E402
 from utils.models.vocoder import MelVocoder  # noqa: E402
 from utils.models.wavenet import WaveNet  # noqa: E402
-
-
-def _last_json(cmd: list[str]) -> dict:
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -84,7 +77,7 @@ def main() -> None:
     }
     quality = {}
     for name, cmd in systems.items():
-        r = _last_json(cmd)
+        r = last_json(cmd)
         quality[name] = {k: r.get(k) for k in ("pesq_wb", "logmel_l1", "bitrate_bps",
                                                  "n_clips", "n_failed")}
         print(f"{name:32s} PESQ-WB {r['pesq_wb']:.3f}  log-mel L1 {r['logmel_l1']:.4f}  "

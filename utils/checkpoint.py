@@ -30,6 +30,8 @@ __all__ = [
     "load_checkpoint",
     "writable_folder",
     "remove_stale_temps",
+    "model_checkpoint",
+    "rebuild_model",
 ]
 
 #: Version of the checkpoint layout written by this code.
@@ -181,3 +183,59 @@ def load_checkpoint(
     if kind is not None and ckpt["kind"] != kind:
         raise CheckpointError(path, f"is a {ckpt['kind']!r} checkpoint, expected {kind!r}")
     return ckpt
+
+
+def model_checkpoint(model: torch.nn.Module, kind: str, **extra: Any) -> dict[str, Any]:
+    """The checkpoint dict of a model with a ``config`` dataclass (and maybe ``features``).
+
+    ``kind``, ``format_version``, ``config`` (the dataclass as a dict), ``features`` when the
+    model has them, the weights under ``model``, plus ``extra``.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+    from dataclasses import asdict
+
+    out: dict[str, Any] = {"kind": kind, "format_version": FORMAT_VERSION,
+                           "config": asdict(model.config)}
+    if hasattr(model, "features"):
+        out["features"] = asdict(model.features)
+    return {**out, "model": model.state_dict(), **extra}
+
+
+def rebuild_model(cls: type, config_cls: type, path: str | os.PathLike, kind: str, *,
+                  map_location: str | torch.device = "cpu", features: bool = False) -> Any:
+    """Load a checkpoint written by :func:`model_checkpoint` and rebuild its model, in eval mode.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        cls: The model class, built as ``cls(config)`` or ``cls(config, features)``.
+        config_cls: Its configuration dataclass.
+        path: Checkpoint file (loaded with ``weights_only=True``).
+        kind: The expected ``kind``.
+        map_location: Device of the model.
+        features: The model takes the collection's feature settings, which the checkpoint must
+            match (:data:`utils.audio.FEATURES`).
+
+    Raises:
+        CheckpointError: Another kind, unreadable or different feature settings, or a
+            configuration and weights that do not build the model.
+    """
+    from utils.audio import FEATURES, FeatureConfig
+
+    ckpt = load_checkpoint(path, kind, map_location=map_location)
+    args = []
+    if features:
+        try:
+            feats = FeatureConfig(**ckpt["features"])
+        except (TypeError, KeyError) as exc:
+            raise CheckpointError(path, f"feature settings unreadable ({exc})") from None
+        if feats != FEATURES:
+            raise CheckpointError(path, "feature settings differ from the collection's")
+        args.append(feats)
+    try:
+        model = cls(config_cls(**ckpt["config"]), *args)
+        model.load_state_dict(ckpt["model"])
+    except (TypeError, ValueError, RuntimeError, KeyError, OptionError) as exc:
+        raise CheckpointError(path, f"weights do not fit this model ({exc})") from None
+    return model.to(map_location).eval()

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from utils.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
+from utils.checkpoint import model_checkpoint, rebuild_model
 from utils.complex import ComplexBatchNorm2d, ComplexConv2d, ComplexConvTranspose2d
 from utils.complex.activations import CLeakyReLU
 from utils.errors import OptionError
@@ -342,8 +342,7 @@ class SpeechEnhancer(nn.Module):
 
         Notebook: notebooks/07_speech_enhancement.ipynb
         """
-        return {"kind": MODEL_KIND, "format_version": FORMAT_VERSION,
-                "config": asdict(self.config), "model": self.state_dict(), **extra}
+        return model_checkpoint(self, MODEL_KIND, **extra)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike,
@@ -355,13 +354,8 @@ class SpeechEnhancer(nn.Module):
         Raises:
             CheckpointError: Not a speech-enhancer checkpoint, or weights that do not fit.
         """
-        ckpt = load_checkpoint(path, MODEL_KIND, map_location=map_location)
-        try:
-            model = cls(EnhanceConfig(**ckpt["config"]))
-            model.load_state_dict(ckpt["model"])
-        except (TypeError, ValueError, RuntimeError, KeyError, OptionError) as exc:
-            raise CheckpointError(path, f"weights do not fit this model ({exc})") from None
-        return model.to(map_location).eval()
+        return rebuild_model(cls, EnhanceConfig, path, MODEL_KIND,
+                             map_location=map_location)
 
 
 def match_width(config: EnhanceConfig, target: int, tolerance: float = 0.05) -> EnhanceConfig:

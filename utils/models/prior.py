@@ -22,13 +22,13 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from utils.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
+from utils.checkpoint import CheckpointError, model_checkpoint, rebuild_model
 from utils.errors import OptionError
 
 __all__ = ["PriorConfig", "CodePrior", "MODEL_KIND", "codebook_fingerprint"]
@@ -224,8 +224,7 @@ class CodePrior(nn.Module):
 
         Notebook: notebooks/03_vae_vs_vqvae.ipynb
         """
-        return {"kind": MODEL_KIND, "format_version": FORMAT_VERSION,
-                "config": asdict(self.config), "model": self.state_dict(), **extra}
+        return model_checkpoint(self, MODEL_KIND, **extra)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike,
@@ -237,13 +236,8 @@ class CodePrior(nn.Module):
         Raises:
             CheckpointError: Not a code-prior checkpoint, or weights that do not fit.
         """
-        ckpt = load_checkpoint(path, MODEL_KIND, map_location=map_location)
-        try:
-            model = cls(PriorConfig(**ckpt["config"]))
-            model.load_state_dict(ckpt["model"])
-        except (TypeError, ValueError, RuntimeError, KeyError, OptionError) as exc:
-            raise CheckpointError(path, f"weights do not fit this model ({exc})") from None
-        return model.to(map_location).eval()
+        return rebuild_model(cls, PriorConfig, path, MODEL_KIND,
+                             map_location=map_location)
 
     def num_parameters(self) -> int:
         """Number of trainable parameters.

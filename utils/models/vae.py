@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from utils.audio import FEATURES, FeatureConfig, log_mel, log_mel_to_audio
-from utils.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
+from utils.checkpoint import model_checkpoint, rebuild_model
 from utils.models.vqvae import (
     ENCODERS,
     MelLatentRate,
@@ -305,9 +305,7 @@ class MelVAE(MelLatentRate, nn.Module):
 
         Notebook: notebooks/03_vae_vs_vqvae.ipynb
         """
-        return {"kind": MODEL_KIND, "format_version": FORMAT_VERSION,
-                "config": asdict(self.config), "features": asdict(self.features),
-                "model": self.state_dict(), **extra}
+        return model_checkpoint(self, MODEL_KIND, **extra)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike,
@@ -320,16 +318,5 @@ class MelVAE(MelLatentRate, nn.Module):
             CheckpointError: Not a mel VAE checkpoint, other feature settings than
                 :data:`utils.audio.FEATURES`, or weights that do not fit.
         """
-        ckpt = load_checkpoint(path, MODEL_KIND, map_location=map_location)
-        try:
-            features = FeatureConfig(**ckpt["features"])
-        except (TypeError, KeyError) as exc:
-            raise CheckpointError(path, f"feature settings unreadable ({exc})") from None
-        if features != FEATURES:
-            raise CheckpointError(path, "feature settings differ from the collection's")
-        try:
-            model = cls(VAEConfig(**ckpt["config"]), features)
-            model.load_state_dict(ckpt["model"])
-        except (TypeError, ValueError, RuntimeError, KeyError) as exc:
-            raise CheckpointError(path, f"weights do not fit this model ({exc})") from None
-        return model.to(map_location).eval()
+        return rebuild_model(cls, VAEConfig, path, MODEL_KIND,
+                             map_location=map_location, features=True)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from utils.audio import FEATURES, FeatureConfig
-from utils.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
+from utils.checkpoint import model_checkpoint, rebuild_model
 from utils.complex import ComplexLinear
 from utils.errors import OptionError
 
@@ -234,9 +234,7 @@ class MelVocoder(nn.Module):
 
         Notebook: notebooks/08_vocoders.ipynb
         """
-        return {"kind": MODEL_KIND, "format_version": FORMAT_VERSION,
-                "config": asdict(self.config), "features": asdict(self.features),
-                "model": self.state_dict(), **extra}
+        return model_checkpoint(self, MODEL_KIND, **extra)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike,
@@ -249,19 +247,8 @@ class MelVocoder(nn.Module):
             CheckpointError: Not a vocoder checkpoint, other feature settings than the
                 collection's, or weights that do not fit.
         """
-        ckpt = load_checkpoint(path, MODEL_KIND, map_location=map_location)
-        try:
-            features = FeatureConfig(**ckpt["features"])
-        except (TypeError, KeyError) as exc:
-            raise CheckpointError(path, f"feature settings unreadable ({exc})") from None
-        if features != FEATURES:
-            raise CheckpointError(path, "feature settings differ from the collection's")
-        try:
-            model = cls(VocoderConfig(**ckpt["config"]), features)
-            model.load_state_dict(ckpt["model"])
-        except (TypeError, ValueError, RuntimeError, KeyError, OptionError) as exc:
-            raise CheckpointError(path, f"weights do not fit this model ({exc})") from None
-        return model.to(map_location).eval()
+        return rebuild_model(cls, VocoderConfig, path, MODEL_KIND,
+                             map_location=map_location, features=True)
 
 
 def multi_resolution_stft_loss(estimate: Tensor, reference: Tensor,

@@ -26,14 +26,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from utils.audio import FEATURES, FeatureConfig
-from utils.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
+from utils.checkpoint import model_checkpoint, rebuild_model
 from utils.errors import OptionError
 
 __all__ = ["MODEL_KIND", "WaveNetConfig", "CausalConv1d", "ResidualBlock", "WaveNet",
@@ -319,9 +319,7 @@ class WaveNet(nn.Module):
 
         Notebook: notebooks/08_vocoders.ipynb
         """
-        return {"kind": MODEL_KIND, "format_version": FORMAT_VERSION,
-                "config": asdict(self.config), "features": asdict(self.features),
-                "model": self.state_dict(), **extra}
+        return model_checkpoint(self, MODEL_KIND, **extra)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike,
@@ -333,13 +331,5 @@ class WaveNet(nn.Module):
         Raises:
             CheckpointError: Not a WaveNet checkpoint, or weights that do not fit.
         """
-        ckpt = load_checkpoint(path, MODEL_KIND, map_location=map_location)
-        try:
-            features = FeatureConfig(**ckpt["features"])
-            model = cls(WaveNetConfig(**ckpt["config"]), features)
-            model.load_state_dict(ckpt["model"])
-        except (TypeError, ValueError, RuntimeError, KeyError, OptionError) as exc:
-            raise CheckpointError(path, f"weights do not fit this model ({exc})") from None
-        if features != FEATURES:
-            raise CheckpointError(path, "feature settings differ from the collection's")
-        return model.to(map_location).eval()
+        return rebuild_model(cls, WaveNetConfig, path, MODEL_KIND,
+                             map_location=map_location, features=True)

@@ -621,6 +621,57 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def add_clip_scoring_arguments(p: argparse.ArgumentParser, model: str) -> None:
+    """The options every "model on clips, scored like the codec" evaluation shares.
+
+    ``checkpoint``, ``data_dir``, ``--split``, ``--limit``, ``--every``, ``--no-stoi``,
+    ``--json``, ``--per-clip``, ``--device``, ``--no-progress`` (used by the vae and vocoder
+    tasks; checked by :func:`clip_files`).
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+    p.add_argument("checkpoint", help=f"{model} checkpoint (.pt)")
+    p.add_argument("data_dir", help="folder searched recursively for .wav/.flac")
+    p.add_argument("--split", choices=["train", "validation", "testing"], default=None,
+                   help="only the clips of this split (Speech Commands rule)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N files only")
+    p.add_argument("--every", type=int, default=None, help="evaluate every K-th file only")
+    p.add_argument("--no-stoi", action="store_true")
+    p.add_argument("--json", action="store_true", help="end with one JSON line")
+    p.add_argument("--per-clip", type=Path, default=None, help="write per-clip rows (JSON)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def clip_files(a: argparse.Namespace, positive: Sequence[str] = ()) -> list[Path]:
+    """Check the options of :func:`add_clip_scoring_arguments` before anything loads; the files.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        a: The parsed options.
+        positive: Further integer options that must be at least 1 (attribute names).
+
+    Returns:
+        The audio files to score (split, ``--every`` and ``--limit`` applied).
+    """
+    for name in ("limit", "every", *positive):
+        value = getattr(a, name)
+        if value is not None and value < 1:
+            raise OptionError(f"--{name.replace('_', '-')}", f"must be at least 1, got {value}")
+    if not Path(a.checkpoint).is_file():
+        raise OptionError(a.checkpoint, "checkpoint file not found")
+    if not Path(a.data_dir).exists():
+        raise OptionError(a.data_dir, "no such file or folder")
+    if a.per_clip is not None:
+        writable_folder(a.per_clip.resolve().parent, "--per-clip")
+    files = find_audio(a.data_dir, a.split)[:: a.every or 1][: a.limit]
+    if not files:
+        raise OptionError(a.data_dir, "no .wav/.flac files here"
+                          + (f" in split {a.split!r}" if a.split else ""))
+    return files
+
+
 _CODEC2_MODES = ("3200", "2400", "1600", "1400", "1300", "1200", "700C", "450", "450PWB")
 
 

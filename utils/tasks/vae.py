@@ -29,8 +29,6 @@ import torch
 from torch import Tensor, nn
 
 from utils.audio import log_mel
-from utils.checkpoint import writable_folder
-from utils.data import find_audio
 from utils.errors import OptionError
 from utils.models.vae import MODEL_KIND, MelVAE, VAEConfig
 from utils.tasks import codec as codec_task  # its data helpers, looked up at call time
@@ -208,20 +206,10 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
     Notebook: notebooks/03_vae_vs_vqvae.ipynb
     """
-    p.add_argument("checkpoint", help="VAE checkpoint (.pt)")
-    p.add_argument("data_dir", help="folder searched recursively for .wav/.flac")
-    p.add_argument("--split", choices=["train", "validation", "testing"], default=None,
-                   help="only the clips of this split (Speech Commands rule)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N files only")
-    p.add_argument("--every", type=int, default=None, help="evaluate every K-th file only")
-    p.add_argument("--no-stoi", action="store_true")
+    codec_task.add_clip_scoring_arguments(p, "VAE")
     p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
     p.add_argument("--sample", action="store_true",
                    help="decode a draw z ~ q(z|x), what the KL rate pays for (default: the mean)")
-    p.add_argument("--json", action="store_true", help="end with one JSON line")
-    p.add_argument("--per-clip", type=Path, default=None, help="write per-clip rows (JSON)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--no-progress", action="store_true")
 
 
 def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
@@ -235,21 +223,8 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
     """
     from utils.distributed import resolve_device
 
-    for name in ("limit", "every", "gl_iters"):
-        value = getattr(a, name)
-        if value is not None and value < 1:
-            raise OptionError(f"--{name.replace('_', '-')}", f"must be at least 1, got {value}")
-    if not Path(a.checkpoint).is_file():
-        raise OptionError(a.checkpoint, "checkpoint file not found")
-    if not Path(a.data_dir).exists():
-        raise OptionError(a.data_dir, "no such file or folder")
-    if a.per_clip is not None:
-        writable_folder(a.per_clip.resolve().parent, "--per-clip")
+    files = codec_task.clip_files(a, ("gl_iters",))
     device = resolve_device(a.device)
-    files = find_audio(a.data_dir, a.split)[:: a.every or 1][: a.limit]
-    if not files:
-        raise OptionError(a.data_dir, "no .wav/.flac files here"
-                          + (f" in split {a.split!r}" if a.split else ""))
     model = MelVAE.from_checkpoint(a.checkpoint, map_location=device)
     kl = [0.0, 0]  # nats, latent frames
 
