@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "FORMAT_VERSION",
     "CheckpointError",
     "save_atomic",
+    "save_atomic_bytes",
     "load_checkpoint",
     "writable_folder",
     "remove_stale_temps",
@@ -105,27 +107,15 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Save with ``torch.save`` to a temporary file in the same folder, then rename.
-
-    A crash or a full disk during the save leaves the previous checkpoint intact.
-
-    Notebook: notebooks/02_vq_vae.ipynb
-
-    Args:
-        obj: The checkpoint dict.
-        path: Destination file.
-
-    Returns:
-        The destination path.
-    """
+def _write_atomic(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
+    """Write through ``write(file)`` into a temporary file in the same folder, then rename."""
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -142,6 +132,41 @@ def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
             Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Save with ``torch.save`` to a temporary file in the same folder, then rename.
+
+    A crash or a full disk during the save leaves the previous checkpoint intact.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        obj: The checkpoint dict.
+        path: Destination file.
+
+    Returns:
+        The destination path.
+    """
+    return _write_atomic(path, lambda f: torch.save(obj, f))
+
+
+def save_atomic_bytes(data: bytes, path: str | os.PathLike) -> Path:
+    """Write bytes (a page, a table) atomically, as :func:`save_atomic` writes checkpoints.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        data: The file's content.
+        path: Destination file.
+
+    Returns:
+        The destination path.
+
+    Raises:
+        CheckpointError: The file cannot be written (naming it and the reason).
+    """
+    return _write_atomic(path, lambda f: f.write(data))
 
 
 def load_checkpoint(
