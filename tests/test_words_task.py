@@ -147,6 +147,28 @@ def test_real_twin_is_parameter_matched_and_the_search_leaves_the_rng_alone():
     assert c(x).shape == (2, 8) and r(x.abs()).shape == (2, 8) and v(x.abs()).shape == (2, 8)
 
 
+def test_ri_control_sees_real_and_imaginary_parts_with_matched_parameters():
+    """The control of notebook 06: the real twin on [Re F, Im F] (two channels), its width
+    matched again to the complex model's parameter count; the phase reaches it (a global phase
+    turn changes its input but not the magnitude twin's)."""
+    x = torch.randn(3, 1, 129, 63, dtype=torch.complex64)
+    ri = W.model_input(x, "ri")
+    assert ri.shape == (3, 2, 129, 63) and ri.dtype == torch.float32
+    torch.testing.assert_close(torch.complex(ri[:, :1], ri[:, 1:]), x, rtol=0, atol=0)
+    turned = x * torch.exp(torch.tensor(0.7j))
+    torch.testing.assert_close(W.model_input(turned, "real"), W.model_input(x, "real"))
+    assert not torch.allclose(W.model_input(turned, "ri"), ri)
+    for arch, width in (("lenet", 0.5), ("vgg", 4)):
+        c = W.build_model(arch, "complex", 8, width)
+        r = W.build_model(arch, "ri", 8, width)
+        assert abs(count_parameters(r) / count_parameters(c) - 1) < 0.03
+        first = next(m for m in r.modules() if isinstance(m, nn.Conv2d))
+        assert first.in_channels == 2
+        assert r(ri).shape == (3, 8)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        W.model_input(x, "phase")
+
+
 # ------------------------------------------------------------------------------------ training
 
 

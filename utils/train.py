@@ -10,7 +10,7 @@ exits with status 2. The last line printed is one JSON object: the final log rec
 Examples::
 
     python -m utils.train codec --data data/speech_words --out runs/codec --steps 16000
-    python -m utils.train words --arch lenet vgg --kind complex real --seeds 0 1 2 \\
+    python -m utils.train words --arch lenet vgg --kind complex real ri --seeds 0 1 2 \\
         --epochs 10 --out data/pretrained/
 
 Notebook: notebooks/02_vq_vae.ipynb

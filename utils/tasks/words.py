@@ -41,7 +41,7 @@ Command lines (the first trains every combination, keeps each run in ``OUT/runs/
 ``OUT/words_<arch>_<kind>_s<seed>.pt`` and prints the test table; the second measures saved
 classifiers on any folder)::
 
-    python -m utils.train words --arch lenet vgg --kind complex real --seeds 0 1 2 \\
+    python -m utils.train words --arch lenet vgg --kind complex real ri --seeds 0 1 2 \\
         --epochs 10 --out data/pretrained/
     python -m utils.evaluate words data/pretrained/words_*.pt data/speech_words --split testing
 
@@ -125,8 +125,11 @@ ARCHS = ("lenet", "vgg")
 #: Default peak learning rate per architecture (LeNet has no batch norm and learns slower).
 DEFAULT_LR = {"lenet": 1e-2, "vgg": 5e-3}
 #: ``"complex"``: complex model on the compressed complex STFT; ``"real"``: its real twin on the
-#: compressed magnitude.
-KINDS = ("complex", "real")
+#: compressed magnitude; ``"ri"``: the same real twin on the stacked real and imaginary parts
+#: (two channels), the control that sees the phase with real arithmetic.
+KINDS = ("complex", "real", "ri")
+#: Real input channels of each real kind.
+REAL_IN_CHANNELS = {"real": 1, "ri": 2}
 
 #: One line for ``--help``.
 SUMMARY = "spoken words from the complex STFT: complex LeNet / VGG against real twins"
@@ -292,22 +295,28 @@ def magnitude_features(y: np.ndarray, cfg: WordFeatures = WORD_FEATURES,
 
 
 def model_input(features: Tensor, kind: str) -> Tensor:
-    """The input a model of ``kind`` gets from complex features: themselves, or their modulus.
+    """The input a model of ``kind`` gets from complex features: themselves, their modulus, or
+    their real and imaginary parts stacked as two channels.
 
     Notebook: notebooks/06_complex_networks.ipynb
 
     Args:
         features: Complex features ``[B, 1, F, T]`` (:func:`complex_features`).
-        kind: ``"complex"`` or ``"real"``.
+        kind: ``"complex"``, ``"real"`` or ``"ri"``.
 
     Returns:
-        ``features`` for ``"complex"``, ``features.abs()`` (float32) for ``"real"``.
+        ``features`` for ``"complex"``; ``features.abs()`` ``[B, 1, F, T]`` for ``"real"``;
+        ``[Re, Im]`` ``[B, 2, F, T]`` for ``"ri"`` (float32).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if not features.is_complex():
         raise TypeError(f"expected complex features, got {features.dtype}")
-    return features if kind == "complex" else features.abs()
+    if kind == "complex":
+        return features
+    if kind == "real":
+        return features.abs()
+    return torch.cat([features.real, features.imag], dim=1)
 
 
 class WordData(NamedTuple):
@@ -390,9 +399,10 @@ def build_model(
     dropout: float = 0.25,
     width_scale: float | None = None,
 ) -> nn.Module:
-    """A word classifier: complex LeNet / VGG on complex features, or its real twin on |F|.
+    """A word classifier: complex LeNet / VGG on complex features, or a real twin of it.
 
-    The real twin has one real input channel (the compressed magnitude) and every other width
+    The real twin has one real input channel (the compressed magnitude, ``"real"``) or two (the
+    real and imaginary parts, ``"ri"``) and every other width
     multiplied by the ``width_scale`` that matches its parameter count to the complex model's
     (searched when ``None``; store it to rebuild the same model). The complex model is built
     on the ``meta`` device for that search, so the random state is not touched.
@@ -401,7 +411,7 @@ def build_model(
 
     Args:
         arch: ``"lenet"`` or ``"vgg"``.
-        kind: ``"complex"`` or ``"real"``.
+        kind: ``"complex"``, ``"real"`` or ``"ri"``.
         num_classes: Number of words.
         width: LeNet width multiplier, or VGG first-block width.
         vgg: VGG configuration (``"vgg11"``, ...).
@@ -418,11 +428,12 @@ def build_model(
     if width_scale is None:
         with torch.device("meta"):
             template = _complex_template(arch, num_classes, width, vgg, dropout)
-        width_scale = matched_width_scale(template, in_channels=1)
+        width_scale = matched_width_scale(template, in_channels=REAL_IN_CHANNELS[kind])
+    in_channels = REAL_IN_CHANNELS[kind]
     if arch == "lenet":
-        model = RealLeNet(1, num_classes, width, width_scale=width_scale)
+        model = RealLeNet(in_channels, num_classes, width, width_scale=width_scale)
     else:
-        model = RealVGG(vgg, 1, num_classes, width, batch_norm=True, dropout=dropout,
+        model = RealVGG(vgg, in_channels, num_classes, width, batch_norm=True, dropout=dropout,
                         width_scale=width_scale)
     model.width_scale = width_scale
     return model
@@ -516,8 +527,8 @@ class WordsConfig:
 
     Attributes:
         arch: ``"lenet"`` or ``"vgg"``.
-        kind: ``"complex"`` (complex model on the complex features) or ``"real"`` (its real
-            twin on their modulus).
+        kind: ``"complex"`` (complex model on the complex features), ``"real"`` (its real
+            twin on their modulus) or ``"ri"`` (the twin on their real and imaginary parts).
         words: The class names, in label order.
         width: LeNet width multiplier, or VGG first-block width.
         vgg: VGG configuration (``"vgg11"``, ...).
@@ -578,9 +589,9 @@ class WordsTask(Task):
             raise OptionError("--max-shift", f"must not be negative, got {max_shift}")
         if list(config.words) != list(train_set.words):
             raise OptionError("words", f"{config.words} differ from the data's {train_set.words}")
-        if config.kind == "real" and config.width_scale is None:  # fix the twin's width once
+        if config.kind != "complex" and config.width_scale is None:  # fix the twin's width once
             config = dataclasses.replace(config, width_scale=build_model(
-                config.arch, "real", len(config.words), config.width, vgg=config.vgg,
+                config.arch, config.kind, len(config.words), config.width, vgg=config.vgg,
                 dropout=config.dropout).width_scale)
         self.config = config
         self.train_set = train_set
