@@ -63,3 +63,20 @@ def voiced_words(tmp_path_factory) -> Path:
     (root / "validation_list.txt").write_text("aa/spk5_nohash_0.flac\nee/spk5_nohash_0.flac\n")
     (root / "testing_list.txt").write_text("aa/spk4_nohash_0.flac\n")
     return root
+
+
+def _resumes_exactly(run, root: Path, *extra: str) -> None:
+    """Train 4 steps in one go, and 2 + 2 steps with a stop and ``--resume``: the two runs'
+    ``last.pt`` weights must be equal bit for bit. ``run(out, *args)`` trains into ``out``."""
+    run(root / "full", "--steps", "4", *extra)
+    run(root / "cut", "--steps", "4", "--stop-at", "2", *extra)
+    run(root / "cut", "--steps", "4", "--resume", *extra)
+    a = torch.load(root / "full" / "last.pt", weights_only=True)["model"]
+    b = torch.load(root / "cut" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture
+def assert_resumes_exactly():
+    """The exact-resume check every training task's test runs (:func:`_resumes_exactly`)."""
+    return _resumes_exactly

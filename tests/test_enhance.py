@@ -163,15 +163,11 @@ def _train(words, out, *extra):
     assert train_main(args) == 0
 
 
-def test_enhance_task_trains_resumes_exactly_and_evaluates(voiced_words, tmp_path, capsys):
+def test_enhance_task_trains_resumes_exactly_and_evaluates(voiced_words, tmp_path, capsys,
+                                                           assert_resumes_exactly):
     from utils.evaluate import main as eval_main
 
-    _train(voiced_words, tmp_path / "full", "--steps", "4")
-    _train(voiced_words, tmp_path / "cut", "--steps", "4", "--stop-at", "2")
-    _train(voiced_words, tmp_path / "cut", "--steps", "4", "--resume")
-    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resumes_exactly(lambda out, *e: _train(voiced_words, out, *e), tmp_path)
     log = [json.loads(x) for x in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
     assert any("val_si_sdri" in r for r in log)
 

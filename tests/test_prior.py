@@ -82,7 +82,8 @@ def test_a_prior_refuses_another_codec_and_a_checkpoint_of_another_kind(tmp_path
         CodePrior.from_checkpoint(c)
 
 
-def test_prior_task_trains_resumes_exactly_and_measures_bits(voiced_words, tmp_path, capsys):
+def test_prior_task_trains_resumes_exactly_and_measures_bits(voiced_words, tmp_path, capsys,
+                                                             assert_resumes_exactly):
     from utils.evaluate import main as eval_main
     from utils.train import main as train_main
 
@@ -95,12 +96,7 @@ def test_prior_task_trains_resumes_exactly_and_measures_bits(voiced_words, tmp_p
                 "--set", "hidden=8", "--set", "embed_dim=4", *extra]
         assert train_main(args) == 0
 
-    run(tmp_path / "full", "--steps", "4")
-    run(tmp_path / "cut", "--steps", "4", "--stop-at", "2")
-    run(tmp_path / "cut", "--steps", "4", "--resume")
-    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resumes_exactly(run, tmp_path)
     prior = CodePrior.from_checkpoint(tmp_path / "full" / "best.pt")
     assert prior.config.words == ("aa", "ee") and prior.config.num_codes == 16
     capsys.readouterr()

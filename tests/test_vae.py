@@ -137,17 +137,13 @@ def _train(words, out, *extra):
     assert train_main(args) == 0
 
 
-def test_vae_task_trains_resumes_exactly_and_evaluates_as_a_codec(words, tmp_path, capsys):
+def test_vae_task_trains_resumes_exactly_and_evaluates_as_a_codec(words, tmp_path, capsys,
+                                                                  assert_resumes_exactly):
     import json
 
     from utils.evaluate import main as eval_main
 
-    _train(words, tmp_path / "full", "--steps", "4")
-    _train(words, tmp_path / "cut", "--steps", "4", "--stop-at", "2")
-    _train(words, tmp_path / "cut", "--steps", "4", "--resume")
-    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resumes_exactly(lambda out, *e: _train(words, out, *e), tmp_path)
     log = [json.loads(x) for x in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
     betas = [r["beta"] for r in log if "beta" in r]
     assert betas == sorted(betas) and betas[0] == 0.0  # annealed from 0

@@ -162,7 +162,7 @@ def test_vocoder_checkpoint_roundtrip_and_refusal(tmp_path):
 
 
 def test_vocoder_task_trains_resumes_exactly_and_serves_the_codec(voiced_words, tmp_path,
-                                                                  capsys):
+                                                                  capsys, assert_resumes_exactly):
     from utils.evaluate import main as eval_main
     from utils.models.vqvae import MelVQVAE
     from utils.train import main as train_main
@@ -174,12 +174,7 @@ def test_vocoder_task_trains_resumes_exactly_and_serves_the_codec(voiced_words, 
                 "--set", "channels=8", "--set", "blocks=1", *extra]
         assert train_main(args) == 0
 
-    run(tmp_path / "full", "--steps", "4")
-    run(tmp_path / "cut", "--steps", "4", "--stop-at", "2")
-    run(tmp_path / "cut", "--steps", "4", "--resume")
-    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resumes_exactly(run, tmp_path)
     best = str(tmp_path / "full" / "best.pt")
     capsys.readouterr()
     assert eval_main(["vocoder", best, str(voiced_words), "--limit", "2", "--no-stoi",

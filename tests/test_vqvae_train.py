@@ -378,16 +378,12 @@ def test_codec_task_checks_augmentation_options_first(tiny_data, kw, option):
         CodecTask([tiny_data], **kw)
 
 
-def test_augmented_fine_tuning_trains_and_resumes_exactly(tiny_data, tmp_path):
+def test_augmented_fine_tuning_trains_and_resumes_exactly(tiny_data, tmp_path,
+                                                         assert_resumes_exactly):
     _run(tiny_data, tmp_path / "base", "--steps", "2")
     init = str(tmp_path / "base" / "last.pt")
     args = ["--augment", "--init", init, "--val-every", "4"]
-    _run(tiny_data, tmp_path / "full", "--steps", "4", *args)
-    _run(tiny_data, tmp_path / "cut", "--steps", "4", "--stop-at", "2", *args)
-    _run(tiny_data, tmp_path / "cut", "--steps", "4", "--resume", *args)
-    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_resumes_exactly(lambda out, *e: _run(tiny_data, out, *e), tmp_path, *args)
     ck = torch.load(tmp_path / "full" / "best.pt", weights_only=True)
     assert ck["augment"]["noise_prob"] == 0.5 and ck["init"] == init
 

@@ -113,6 +113,11 @@ def markdown_math_to_mathml(text: str, formulas: dict[str, str]) -> str:
     return _MD_TOKENS.sub(swap, text)
 
 
+def _restore_math(html_text: str, formulas: dict[str, str]) -> str:
+    """Put the MathML back where :func:`markdown_math_to_mathml` left its placeholders."""
+    return re.sub(r"MATHPLACEHOLDER\d+END", lambda m: formulas[m.group(0)], html_text)
+
+
 def inline_colab_badge(text: str) -> str:
     """Point the Colab badge image of a markdown text at an inline ``data:`` SVG.
 
@@ -307,7 +312,7 @@ def _markdown_html(text: str) -> str:
 
     formulas: dict[str, str] = {}
     body = mistune.html(markdown_math_to_mathml(text, formulas))
-    return re.sub(r"MATHPLACEHOLDER\d+END", lambda m: formulas[m.group(0)], body)
+    return _restore_math(body, formulas)
 
 
 def _execute(path: Path, timeout: int) -> Any:
@@ -334,7 +339,7 @@ def _render(nb: Any, nav: str) -> str:
     _freeze_widgets(nb)
     exporter = HTMLExporter(template_name="site", extra_template_basedirs=[str(TEMPLATES)])
     body, _ = exporter.from_notebook_node(nb, resources={"site_nav": nav})
-    return re.sub(r"MATHPLACEHOLDER\d+END", lambda m: formulas[m.group(0)], body)
+    return _restore_math(body, formulas)
 
 
 def _nav(pages: Sequence[PageResult], i: int) -> str:

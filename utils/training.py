@@ -235,13 +235,25 @@ class Task:
         raise NotImplementedError
 
     def model_config(self) -> dict[str, Any]:
-        """The model's configuration as stored in checkpoints (a resume must match it)."""
+        """The model's configuration as stored in checkpoints (a resume must match it).
+
+        Default: the task's dataclass ``self.config`` as a dict."""
+        config = getattr(self, "config", None)
+        if dataclasses.is_dataclass(config) and not isinstance(config, type):
+            return dataclasses.asdict(config)
         raise NotImplementedError
 
     def same_config(self, stored: dict[str, Any]) -> bool:
         """Whether a checkpoint's stored ``config`` describes the model this task builds
-        (``--resume`` refuses otherwise). Tasks whose configuration is a dataclass compare
-        after filling the fields an older checkpoint lacks with their defaults."""
+        (``--resume`` refuses otherwise). Tasks whose configuration is a dataclass
+        (``self.config``) compare after filling the fields an older checkpoint lacks with their
+        defaults; a stored configuration the dataclass refuses is not the same."""
+        config = getattr(self, "config", None)
+        if dataclasses.is_dataclass(config) and not isinstance(config, type):
+            try:
+                return type(config)(**stored) == config
+            except (TypeError, ValueError):  # unknown field, or refused (OptionError)
+                return False
         return stored == self.model_config()
 
     def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,

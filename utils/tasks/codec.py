@@ -65,6 +65,7 @@ __all__ = [
     "codec2_roundtrip",
     "opus_roundtrip",
     "score_files",
+    "report_scores",
     "add_data_arguments",
     "add_train_arguments",
     "train_command",
@@ -381,15 +382,6 @@ class CodecTask(Task):
             raise OptionError("--init", f"{self.init} has another configuration than --set gives")
         return model
 
-    def model_config(self) -> dict[str, Any]:  # noqa: D102
-        return dataclasses.asdict(self.config)
-
-    def same_config(self, stored: dict[str, Any]) -> bool:  # noqa: D102
-        try:
-            return VQVAEConfig(**stored) == self.config
-        except (TypeError, ValueError):
-            return False
-
     def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,
               world: int = 1) -> tuple[Tensor, Tensor]:  # noqa: D102
         if self.augment is not None:
@@ -675,6 +667,46 @@ def clip_files(a: argparse.Namespace, positive: Sequence[str] = ()) -> list[Path
 _CODEC2_MODES = ("3200", "2400", "1600", "1400", "1300", "1200", "700C", "450", "450PWB")
 
 
+def report_scores(a: argparse.Namespace, res: dict[str, Any], system: str,
+                  bitrate_bps: float | None = None, **extra: Any) -> dict[str, Any]:
+    """The summary of a clip scoring (:func:`score_files`), ``--per-clip`` written, its head
+    printed (system, data, every skipped file).
+
+    One format for the codec, VAE and vocoder evaluations; each prints its own numbers after.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        a: The parsed options (``data_dir``, ``split``, ``per_clip``).
+        res: What :func:`score_files` returned.
+        system: What was measured, in words.
+        bitrate_bps: The bit rate, when the system has one.
+        **extra: Further summary entries, after the counts.
+
+    Returns:
+        ``system``, ``data``, ``pesq_wb``, ``logmel_l1``, ``stoi``, [``bitrate_bps``],
+        ``n_clips``, ``n_failed``, ``n_pesq_nan``, ``n_stoi_nan``, then ``extra``.
+    """
+    if a.per_clip:
+        a.per_clip.write_text(json.dumps(res["per_clip"], indent=1))
+    summary: dict[str, Any] = {
+        "system": system,
+        "data": str(a.data_dir) + (f" [{a.split}]" if a.split else ""),
+        "pesq_wb": round(res["pesq_wb"], 4),
+        "logmel_l1": round(res["logmel_l1"], 4),
+        "stoi": round(res["stoi"], 4),
+    }
+    if bitrate_bps is not None:
+        summary["bitrate_bps"] = bitrate_bps
+    summary.update(n_clips=res["n_clips"], n_failed=res["n_failed"],
+                   n_pesq_nan=res["n_pesq_nan"], n_stoi_nan=res["n_stoi_nan"], **extra)
+    print(f"system        {system}")
+    print(f"data          {summary['data']}: {res['n_clips']} clips, {res['n_failed']} unreadable")
+    for path, reason in res["failed"]:
+        print(f"  skipped     {path}: {reason}")
+    return summary
+
+
 def _check_eval_options(a: argparse.Namespace) -> None:
     """Every option of the evaluation, checked before anything loads."""
     for name in ("max_bitrate", "opus_kbps"):
@@ -796,25 +828,7 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
             for d, r in res.get("by_key", {}).items()]
     if counts is not None:
         info.update(codebook_usage(counts))
-    if a.per_clip:
-        a.per_clip.write_text(json.dumps(res["per_clip"], indent=1))
-    summary = {
-        "system": system,
-        "data": str(a.data_dir) + (f" [{a.split}]" if a.split else ""),
-        "pesq_wb": round(res["pesq_wb"], 4),
-        "logmel_l1": round(res["logmel_l1"], 4),
-        "stoi": round(res["stoi"], 4),
-        "bitrate_bps": bitrate,
-        "n_clips": res["n_clips"],
-        "n_failed": res["n_failed"],
-        "n_pesq_nan": res["n_pesq_nan"],
-        "n_stoi_nan": res["n_stoi_nan"],
-        **info,
-    }
-    print(f"system        {system}")
-    print(f"data          {summary['data']}: {res['n_clips']} clips, {res['n_failed']} unreadable")
-    for path, reason in res["failed"]:
-        print(f"  skipped     {path}: {reason}")
+    summary = report_scores(a, res, system, bitrate, **info)
     print(f"bit rate      {bitrate:.0f} bps")
     print(f"PESQ-WB       {res['pesq_wb']:.3f}")
     print(f"log-mel L1    {res['logmel_l1']:.4f}")

@@ -159,15 +159,6 @@ class EnhanceTask(Task):
     def build_model(self) -> SpeechEnhancer:  # noqa: D102
         return SpeechEnhancer(self.config)
 
-    def model_config(self) -> dict[str, Any]:  # noqa: D102
-        return dataclasses.asdict(self.config)
-
-    def same_config(self, stored: dict[str, Any]) -> bool:  # noqa: D102
-        try:
-            return EnhanceConfig(**stored) == self.config
-        except (TypeError, ValueError, OptionError):
-            return False
-
     def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,
               world: int = 1) -> tuple[Tensor, Tensor]:  # noqa: D102
         mixes = [make_mixture(seed, step * batch_size + j, self.train_clips, self.real_noise,

@@ -168,15 +168,6 @@ class PriorTask(Task):
     def build_model(self) -> CodePrior:  # noqa: D102
         return CodePrior(self.config)
 
-    def model_config(self) -> dict[str, Any]:  # noqa: D102
-        return dataclasses.asdict(self.config)
-
-    def same_config(self, stored: dict[str, Any]) -> bool:  # noqa: D102
-        try:
-            return PriorConfig(**stored) == self.config
-        except (TypeError, ValueError, OptionError):
-            return False
-
     def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,
               world: int = 1) -> tuple[Tensor, Tensor]:  # noqa: D102
         # a pure function of (seed, step): random sequences, labels hidden at random

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -136,15 +135,6 @@ class VAETask(Task):
     def build_model(self) -> MelVAE:  # noqa: D102
         return MelVAE(self.config)
 
-    def model_config(self) -> dict[str, Any]:  # noqa: D102
-        return dataclasses.asdict(self.config)
-
-    def same_config(self, stored: dict[str, Any]) -> bool:  # noqa: D102
-        try:
-            return VAEConfig(**stored) == self.config
-        except (TypeError, ValueError):
-            return False
-
     def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,
               world: int = 1) -> tuple[Tensor, Tensor, Tensor]:  # noqa: D102
         if self.augment is not None:
@@ -238,25 +228,9 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
 
     res = codec_task.score_files(files, rec, with_stoi=not a.no_stoi, progress=not a.no_progress)
     rate = model.rate_bps(kl[0] / kl[1]) if kl[1] else math.nan
-    if a.per_clip:
-        a.per_clip.write_text(json.dumps(res["per_clip"], indent=1))
-    summary = {
-        "system": f"mel VAE (beta {model.config.beta:g}), "
-                  + ("posterior sample" if a.sample else "posterior mean"),
-        "data": str(a.data_dir) + (f" [{a.split}]" if a.split else ""),
-        "pesq_wb": round(res["pesq_wb"], 4),
-        "logmel_l1": round(res["logmel_l1"], 4),
-        "stoi": round(res["stoi"], 4),
-        "bitrate_bps": round(rate, 1),
-        "n_clips": res["n_clips"],
-        "n_failed": res["n_failed"],
-        "n_pesq_nan": res["n_pesq_nan"],
-        "n_stoi_nan": res["n_stoi_nan"],
-    }
-    print(f"system        {summary['system']}")
-    print(f"data          {summary['data']}: {res['n_clips']} clips, {res['n_failed']} unreadable")
-    for path, reason in res["failed"]:
-        print(f"  skipped     {path}: {reason}")
+    system = f"mel VAE (beta {model.config.beta:g}), " + (
+        "posterior sample" if a.sample else "posterior mean")
+    summary = codec_task.report_scores(a, res, system, round(rate, 1))
     print(f"rate (KL)     {rate:.0f} bps")
     print(f"PESQ-WB       {res['pesq_wb']:.3f}")
     print(f"log-mel L1    {res['logmel_l1']:.4f}")

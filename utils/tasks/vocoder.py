@@ -17,8 +17,6 @@ Notebook: notebooks/08_vocoders.ipynb
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -114,15 +112,6 @@ class VocoderTask(Task):
     def build_model(self) -> MelVocoder:  # noqa: D102
         return MelVocoder(self.config)
 
-    def model_config(self) -> dict[str, Any]:  # noqa: D102
-        return dataclasses.asdict(self.config)
-
-    def same_config(self, stored: dict[str, Any]) -> bool:  # noqa: D102
-        try:
-            return VocoderConfig(**stored) == self.config
-        except (TypeError, ValueError, OptionError):
-            return False
-
     def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,
               world: int = 1) -> tuple[Tensor, Tensor]:  # noqa: D102
         return make_wave_batch(self.train_waves, step, batch_size=batch_size,
@@ -217,24 +206,9 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         return model.synthesize(log_mel(y, model.features), len(y))
 
     res = codec_task.score_files(files, rec, with_stoi=not a.no_stoi, progress=not a.no_progress)
-    if a.per_clip:
-        a.per_clip.write_text(json.dumps(res["per_clip"], indent=1))
-    summary = {
-        "system": f"mel vocoder ({model.config.head} head, {model.num_parameters():,} "
-                  "parameters), true mel",
-        "data": str(a.data_dir) + (f" [{a.split}]" if a.split else ""),
-        "pesq_wb": round(res["pesq_wb"], 4),
-        "logmel_l1": round(res["logmel_l1"], 4),
-        "stoi": round(res["stoi"], 4),
-        "n_clips": res["n_clips"],
-        "n_failed": res["n_failed"],
-        "n_pesq_nan": res["n_pesq_nan"],
-        "n_stoi_nan": res["n_stoi_nan"],
-    }
-    print(f"system        {summary['system']}")
-    print(f"data          {summary['data']}: {res['n_clips']} clips, {res['n_failed']} unreadable")
-    for path, reason in res["failed"]:
-        print(f"  skipped     {path}: {reason}")
+    summary = codec_task.report_scores(
+        a, res, f"mel vocoder ({model.config.head} head, {model.num_parameters():,} "
+                 "parameters), true mel")
     print(f"PESQ-WB       {res['pesq_wb']:.3f}")
     print(f"log-mel L1    {res['logmel_l1']:.4f}")
     return summary

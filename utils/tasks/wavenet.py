@@ -13,7 +13,6 @@ Notebook: notebooks/08_vocoders.ipynb
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,15 +103,6 @@ class WaveNetTask(Task):
 
     def build_model(self) -> WaveNet:  # noqa: D102
         return WaveNet(self.config)
-
-    def model_config(self) -> dict[str, Any]:  # noqa: D102
-        return dataclasses.asdict(self.config)
-
-    def same_config(self, stored: dict[str, Any]) -> bool:  # noqa: D102
-        try:
-            return WaveNetConfig(**stored) == self.config
-        except (TypeError, ValueError, OptionError):
-            return False
 
     def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,
               world: int = 1) -> tuple[Tensor, Tensor]:  # noqa: D102

@@ -425,11 +425,11 @@ def build_model(
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if kind == "complex":
         return _complex_template(arch, num_classes, width, vgg, dropout)
+    in_channels = REAL_IN_CHANNELS[kind]
     if width_scale is None:
         with torch.device("meta"):
             template = _complex_template(arch, num_classes, width, vgg, dropout)
-        width_scale = matched_width_scale(template, in_channels=REAL_IN_CHANNELS[kind])
-    in_channels = REAL_IN_CHANNELS[kind]
+        width_scale = matched_width_scale(template, in_channels=in_channels)
     if arch == "lenet":
         model = RealLeNet(in_channels, num_classes, width, width_scale=width_scale)
     else:
