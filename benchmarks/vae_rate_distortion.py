@@ -80,7 +80,9 @@ def main() -> None:
             r = last_json([sys.executable, "-m", "utils.evaluate", "vae", str(ship), *common])
             row = {"beta": b, "checkpoint": ship.relative_to(ROOT).as_posix(),
                    "bitrate_bps": r["bitrate_bps"], "pesq_wb": r["pesq_wb"],
-                   "logmel_l1": r["logmel_l1"], "n_clips": r["n_clips"]}
+                   "logmel_l1": r["logmel_l1"], "n_clips": r["n_clips"],
+                   **{k: r.get(k) for k in ("pesq_wb_ci95", "visqol", "visqol_ci95",
+                                            "logmel_l1_ci95", "dnsmos_ovrl")}}
         if "pesq_wb_sample" not in row:  # a posterior sample (what the KL rate pays for)
             r = last_json([sys.executable, "-m", "utils.evaluate", "vae", str(ship), *common,
                             "--sample"])

@@ -56,7 +56,15 @@ def main() -> None:
     p.add_argument("--wavenet-clips", type=int, default=4)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--quality-from-yardstick", action="store_true",
+                   help="keep the quality table that benchmarks/yardstick.py --write-stored "
+                        "wrote (every system on all test clips); measure WaveNet and speed only")
     a = p.parse_args()
+    out_json = ROOT / "data/pretrained/vocoder_compare.json"
+
+    def rel(path: str) -> str:
+        q = Path(path).resolve()
+        return q.relative_to(ROOT).as_posix() if q.is_relative_to(ROOT) else path
     torch.set_num_threads(1)
 
     # ---- quality on the same clips
@@ -76,6 +84,9 @@ def main() -> None:
         "Opus 6 kbps": ev + ["codec", "-", *common, "--baseline", "opus"],
     }
     quality = {}
+    stored = json.loads(out_json.read_text()) if out_json.is_file() else {}
+    if a.quality_from_yardstick:
+        quality, systems = stored["quality"], {}
     for name, cmd in systems.items():
         r = last_json(cmd)
         quality[name] = {k: r.get(k) for k in ("pesq_wb", "logmel_l1", "bitrate_bps",
@@ -100,8 +111,9 @@ def main() -> None:
         outs = {"WaveNet": wave[0].numpy(), "vocoder": vocoder.synthesize(L, len(y)),
                 "Griffin-Lim": log_mel_to_audio(L, n_iter=32, length=len(y))}
         for k, out in outs.items():
-            wn_rows[k].append(evaluate_pair(y, out, with_stoi=False))
+            wn_rows[k].append(evaluate_pair(y, out, with_visqol=True))  # all in time: delay 0
     wavenet_quality = {k: {"pesq_wb": float(np.nanmean([r["pesq_wb"] for r in v])),
+                           "visqol": float(np.nanmean([r["visqol"] for r in v])),
                            "logmel_l1": float(np.mean([r["logmel_l1"] for r in v])),
                            "n_clips": len(v)} for k, v in wn_rows.items()}
     wavenet_speed = wn_time / (wn_samples / 16000)

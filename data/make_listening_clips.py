@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from utils import audio  # noqa: E402
+from utils import audio, delay  # noqa: E402
+from utils.baselines import codec2_roundtrip, opus_roundtrip  # noqa: E402
 from utils.data import SpeechCommands  # noqa: E402
-from utils.tasks.codec import codec2_roundtrip, opus_roundtrip  # noqa: E402
 
 
 def main() -> None:
@@ -36,12 +36,17 @@ def main() -> None:
     clips = {"Codec 2 1300": ("codec2_1300.flac", codec2_roundtrip(y, "1300")),
              "Opus 6 kbps": ("opus_6k.flac", opus_roundtrip(y, 6.0))}
     for name, (file, y_hat) in clips.items():
-        audio.save(a.out / file, y_hat[: len(y)])
-        print(f"{name:14s} → {a.out / file}")
+        # the anchor's measured delay is undone, so the player is in time with the original
+        audio.save(a.out / file, delay.shift(y_hat, -y_hat.delay, len(y)))
+        print(f"{name:14s} → {a.out / file} (delay {y_hat.delay} samples compensated, "
+              f"{y_hat.bits / (len(y) / audio.SR):.0f} bit/s sent)")
     index = {"source": source.relative_to(ROOT).as_posix(), "sr": audio.SR,
              "clips": {name: file for name, (file, _) in clips.items()},
+             "delay_compensated": {name: int(y_hat.delay) for name, (_, y_hat) in clips.items()},
+             "bitrate_bps_measured": {name: round(y_hat.bits / (len(y) / audio.SR), 1)
+                                      for name, (_, y_hat) in clips.items()},
              "made_by": "python data/make_listening_clips.py (Debian codec2 1.0.5, "
-                        "opus-tools 0.2: opusenc --speech)"}
+                        "opus-tools 0.2: opusenc --speech --hard-cbr)"}
     (a.out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
 
 

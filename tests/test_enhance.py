@@ -181,8 +181,9 @@ def test_enhance_task_trains_resumes_exactly_and_evaluates(voiced_words, tmp_pat
                       "--json", "--no-progress"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("si_sdr_in", "si_sdr_out", "si_sdri", "pesq_wb_in", "pesq_wb_out", "n_clips",
-                "n_failed"):
-        assert key in res
+                "n_failed", "visqol_out", "dnsmos_sig_out", "dnsmos_bak_out", "dnsmos_ovrl_out",
+                "pesq_wb_out_ci95", "visqol_out_ci95", "si_sdri_ci95"):
+        assert key in res, key
     assert res["n_clips"] == 4 and res["n_failed"] == 0 and sorted(res["per_snr"]) == [
         "+0", "+10", "+5", "-5"]
     assert abs(res["per_snr"]["-5"]["si_sdr_in"] + 5) < 0.5   # the SNR it was mixed at
@@ -194,13 +195,17 @@ def test_enhance_task_trains_resumes_exactly_and_evaluates(voiced_words, tmp_pat
     sf.write(files[1], y[:-100], sr)
     noisy3 = test / "noisy" / files[2].relative_to(test / "clean")
     noisy3.write_bytes(b"not audio at all")
+    # defect: a 10 ms noisy/clean pair crashed the whole evaluation
+    for side in ("noisy", "clean"):
+        sf.write(test / side / "tiny_10ms.wav", np.full(160, 0.1, np.float32), 16000)
     capsys.readouterr()
     assert eval_main(["enhance", best, str(test / "noisy"), "--clean", str(test / "clean"),
                       "--json", "--no-progress", "--no-stoi"]) == 0
     out = capsys.readouterr().out
     res = json.loads(out.strip().splitlines()[-1])
-    assert res["n_clips"] == 1 and res["n_failed"] == 3
+    assert res["n_clips"] == 1 and res["n_failed"] == 4
     assert "no clean file" in out and "samples, clean file" in out
+    assert "tiny_10ms.wav: too short" in out
     # nothing pairs up: exit 1
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -9,12 +9,14 @@ lowest mean validation L1.
 
 Evaluation (``python -m utils.evaluate codec CHECKPOINT DATA_DIR``): every .wav/.flac under
 DATA_DIR is encoded to indices (the bit stream), decoded and inverted with Griffin-Lim, then
-scored against the original after alignment: PESQ-WB, log-mel L1, STOI (with its caveat; see
-``docs/metrics.md``), the bit rate and the usage of the transmitted codes. ``--max-bitrate``
-picks the deepest residual stage that fits the budget. Anchors on the same clips:
+scored against the original by :mod:`utils.scoring` (in time by construction: delay 0):
+PESQ-WB, ViSQOL, log-mel L1, STOI (with its caveat), DNSMOS (``docs/metrics.md``), each with a
+95 % interval, the bits actually sent per second and the usage of the transmitted codes.
+``--max-bitrate`` picks the deepest residual stage that fits the budget. Anchors on the same clips:
 ``--baseline griffinlim`` (Griffin-Lim on the TRUE mel, the ceiling of any mel model),
 ``--baseline codec2`` (Debian's ``codec2``: ``c2enc``/``c2dec``) and ``--baseline opus``
-(``opus-tools``); with a baseline, CHECKPOINT may be ``-``. Unreadable files are skipped and
+(``opus-tools``, constant bit rate), each at its measured delay (:mod:`utils.baselines`);
+with a baseline, CHECKPOINT may be ``-``. Unreadable files are skipped and
 counted; a run in which no file could be read fails.
 
 Notebook: notebooks/02_vq_vae.ipynb
@@ -24,30 +26,43 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import librosa
 import numpy as np
-import soundfile as sf
 import torch
 from torch import Tensor, nn
 
-from utils.audio import FEATURES, SR, AudioError, load, log_mel, mel_spectrogram, mel_to_audio
-from utils.checkpoint import writable_folder
-from utils.data import SpeechCommands, find_audio
+from utils.audio import FEATURES, log_mel, mel_spectrogram, mel_to_audio
+from utils.baselines import (
+    CODEC2_MODES,
+    check_opus_kbps,
+    codec2_delay,
+    codec2_roundtrip,
+    opus_delay,
+    opus_roundtrip,
+)
+from utils.data import SpeechCommands
 from utils.errors import OptionError
-from utils.metrics import STOI_CAVEAT, align, logmel_l1, pesq_wb, stoi
+from utils.metrics import METRICS
 from utils.models.vqvae import MODEL_KIND, MelVQVAE, VQVAEConfig
 from utils.noise import generated_noise, load_noise
+from utils.scoring import (
+    Output,
+    add_clip_scoring_arguments,
+    clip_files,
+    metrics_of,
+    report_scores,
+    score_files,
+)
 from utils.training import Task, TrainConfig, override, train
 from utils.vq import codebook_usage
+
+#: The per-clip scores a ladder row keeps.
+SCORE_KEYS = set(METRICS) | {f"{m}_original" for m in METRICS if m.startswith("dnsmos_")}
 
 __all__ = [
     "SUMMARY",
@@ -62,10 +77,6 @@ __all__ = [
     "Augment",
     "make_audio_batch",
     "validate",
-    "codec2_roundtrip",
-    "opus_roundtrip",
-    "score_files",
-    "report_scores",
     "add_data_arguments",
     "add_train_arguments",
     "train_command",
@@ -417,122 +428,6 @@ class CodecTask(Task):
 
 
 # --------------------------------------------------------------------------------------------
-# Evaluation: anchors and the scoring loop
-# --------------------------------------------------------------------------------------------
-
-
-def _need(tool: str, package: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise OptionError("--baseline", f"{tool} not found: install Debian's {package} package")
-    return path
-
-
-def codec2_roundtrip(y: np.ndarray, mode: str = "1300") -> np.ndarray:
-    """Encode and decode with Codec 2 (8 kHz narrow-band), back at 16 kHz.
-
-    Notebook: notebooks/02_vq_vae.ipynb
-    """
-    enc, dec = _need("c2enc", "codec2"), _need("c2dec", "codec2")
-    y8 = librosa.resample(y, orig_sr=SR, target_sr=8000, res_type="soxr_hq")
-    pcm = (np.clip(y8, -1, 1) * 32767).astype("<i2")
-    with tempfile.TemporaryDirectory() as d:
-        raw, bits, out = Path(d, "in.raw"), Path(d, "x.c2"), Path(d, "out.raw")
-        raw.write_bytes(pcm.tobytes())
-        subprocess.run([enc, mode, str(raw), str(bits)], check=True, capture_output=True)
-        subprocess.run([dec, mode, str(bits), str(out)], check=True, capture_output=True)
-        y8_hat = np.frombuffer(out.read_bytes(), dtype="<i2").astype(np.float32) / 32768
-    return librosa.resample(y8_hat, orig_sr=8000, target_sr=SR, res_type="soxr_hq")
-
-
-def opus_roundtrip(y: np.ndarray, kbps: float = 6.0) -> np.ndarray:
-    """Encode and decode with Opus (``--speech``, VBR at ``kbps``), back at 16 kHz.
-
-    Notebook: notebooks/02_vq_vae.ipynb
-    """
-    enc, dec = _need("opusenc", "opus-tools"), _need("opusdec", "opus-tools")
-    with tempfile.TemporaryDirectory() as d:
-        wav, opus, out = Path(d, "in.wav"), Path(d, "x.opus"), Path(d, "out.wav")
-        sf.write(wav, y, SR, subtype="PCM_16")
-        subprocess.run([enc, "--quiet", "--speech", "--bitrate", str(kbps), str(wav), str(opus)],
-                       check=True, capture_output=True)
-        subprocess.run([dec, "--quiet", "--rate", str(SR), str(opus), str(out)],
-                       check=True, capture_output=True)
-        y_hat, sr = sf.read(out, dtype="float32")
-    return y_hat if sr == SR else librosa.resample(y_hat, orig_sr=sr, target_sr=SR)
-
-
-def score_files(
-    files: Sequence[Path],
-    reconstruct: Callable[[np.ndarray], np.ndarray | Mapping[Any, np.ndarray]],
-    *,
-    with_stoi: bool = True,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Reconstruct and score every file; unreadable files are skipped and counted.
-
-    ``reconstruct`` returns one waveform, or several (``{key: waveform}``, e.g. one per depth
-    of a bit-rate ladder): each file is then read once and every version is scored.
-
-    Notebook: notebooks/02_vq_vae.ipynb
-
-    Args:
-        files: Audio files.
-        reconstruct: Waveform (16 kHz) → reconstructed waveform, or ``{key: waveform}``.
-        with_stoi: Also compute STOI.
-        progress: Show a progress bar.
-
-    Returns:
-        ``{"pesq_wb", "logmel_l1", "stoi", "n_clips", "n_failed", "n_pesq_nan", "n_stoi_nan",
-        "failed", "per_clip"}`` (means over clips; PESQ ignores clips where it finds no speech,
-        counted in ``"n_pesq_nan"``; STOI ignores clips with too little speech for it, counted
-        in ``"n_stoi_nan"``). With several versions, the same summary per key under
-        ``"by_key"`` (the top-level numbers are those of the last key).
-    """
-    from tqdm.auto import tqdm
-
-    rows: dict[Any, list[dict[str, Any]]] = {}
-    failed = []
-    for f in tqdm(files, disable=not progress, desc="evaluate"):
-        try:
-            y = load(f, SR, min_samples=FEATURES.n_fft)
-        except AudioError as exc:
-            failed.append((str(f), exc.reason))
-            continue
-        out = reconstruct(y)
-        versions = out if isinstance(out, Mapping) else {None: out}
-        for key, y_hat in versions.items():
-            ref, est = align(y, y_hat)
-            row = {"file": str(f), "pesq_wb": pesq_wb(ref, est), "logmel_l1": logmel_l1(ref, est)}
-            if with_stoi:
-                row["stoi"] = stoi(ref, est)
-            rows.setdefault(key, []).append(row)
-
-    def summary(key_rows: list[dict[str, Any]]) -> dict[str, Any]:
-        def mean(key: str) -> float:
-            vals = [r[key] for r in key_rows if key in r and not math.isnan(r[key])]
-            return float(np.mean(vals)) if vals else math.nan
-
-        return {
-            "pesq_wb": mean("pesq_wb"),
-            "logmel_l1": mean("logmel_l1"),
-            "stoi": mean("stoi") if with_stoi else math.nan,
-            "n_clips": len(key_rows),
-            "n_failed": len(failed),
-            "n_pesq_nan": sum(math.isnan(r["pesq_wb"]) for r in key_rows),
-            "n_stoi_nan": sum(math.isnan(r.get("stoi", 0.0)) for r in key_rows),
-            "failed": failed,
-            "per_clip": key_rows,
-        }
-
-    by_key = {key: summary(r) for key, r in rows.items()}
-    result = next(reversed(by_key.values())) if by_key else summary([])
-    if len(by_key) > 1 or None not in by_key:
-        result = {**result, "by_key": by_key}
-    return result
-
-
-# --------------------------------------------------------------------------------------------
 # Command lines
 # --------------------------------------------------------------------------------------------
 
@@ -588,177 +483,65 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     Notebook: notebooks/02_vq_vae.ipynb
     """
     p.add_argument("checkpoint", help="model checkpoint (.pt), or '-' with --baseline")
-    p.add_argument("data_dir", help="folder searched recursively for .wav/.flac (or one file)")
+    add_clip_scoring_arguments(p, None)
     p.add_argument("--max-bitrate", type=float, default=None, help="bit budget in bits/s")
     p.add_argument("--depth", type=int, default=None, help="residual stages (overrides budget)")
     p.add_argument("--ladder", action="store_true",
                    help="every depth (250 bps steps for the shipped codec) up to --max-bitrate "
                         "or all stages, in one pass over the clips")
     p.add_argument("--baseline", choices=["griffinlim", "codec2", "opus"], default=None)
-    p.add_argument("--codec2-mode", default="1300")
-    p.add_argument("--opus-kbps", type=float, default=6.0)
-    p.add_argument("--split", choices=["train", "validation", "testing"], default=None,
-                   help="only the clips of this split (Speech Commands rule)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N files only")
-    p.add_argument("--every", type=int, default=None,
-                   help="evaluate every K-th file only (an even sample of a sorted folder)")
-    p.add_argument("--no-stoi", action="store_true")
+    p.add_argument("--codec2-mode", default="1300", choices=list(CODEC2_MODES))
+    p.add_argument("--opus-kbps", type=float, default=6.0,
+                   help="Opus constant bit rate in kbps (6 … 256)")
     p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
     p.add_argument("--vocoder", default="griffinlim", metavar="CHECKPOINT|griffinlim",
                    help="how the decoded mel becomes a waveform: a vocoder checkpoint "
                         "(python -m utils.train vocoder) or Griffin-Lim (the default)")
-    p.add_argument("--json", action="store_true", help="end with one JSON line")
-    p.add_argument("--per-clip", type=Path, default=None, help="write per-clip rows (JSON)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--no-progress", action="store_true")
 
 
-def add_clip_scoring_arguments(p: argparse.ArgumentParser, model: str) -> None:
-    """The options every "model on clips, scored like the codec" evaluation shares.
-
-    ``checkpoint``, ``data_dir``, ``--split``, ``--limit``, ``--every``, ``--no-stoi``,
-    ``--json``, ``--per-clip``, ``--device``, ``--no-progress`` (used by the vae and vocoder
-    tasks; checked by :func:`clip_files`).
-
-    Notebook: notebooks/02_vq_vae.ipynb
-    """
-    p.add_argument("checkpoint", help=f"{model} checkpoint (.pt)")
-    p.add_argument("data_dir", help="folder searched recursively for .wav/.flac")
-    p.add_argument("--split", choices=["train", "validation", "testing"], default=None,
-                   help="only the clips of this split (Speech Commands rule)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N files only")
-    p.add_argument("--every", type=int, default=None, help="evaluate every K-th file only")
-    p.add_argument("--no-stoi", action="store_true")
-    p.add_argument("--json", action="store_true", help="end with one JSON line")
-    p.add_argument("--per-clip", type=Path, default=None, help="write per-clip rows (JSON)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--no-progress", action="store_true")
-
-
-def clip_files(a: argparse.Namespace, positive: Sequence[str] = ()) -> list[Path]:
-    """Check the options of :func:`add_clip_scoring_arguments` before anything loads; the files.
-
-    Notebook: notebooks/02_vq_vae.ipynb
-
-    Args:
-        a: The parsed options.
-        positive: Further integer options that must be at least 1 (attribute names).
-
-    Returns:
-        The audio files to score (split, ``--every`` and ``--limit`` applied).
-    """
-    for name in ("limit", "every", *positive):
-        value = getattr(a, name)
-        if value is not None and value < 1:
-            raise OptionError(f"--{name.replace('_', '-')}", f"must be at least 1, got {value}")
-    if not Path(a.checkpoint).is_file():
-        raise OptionError(a.checkpoint, "checkpoint file not found")
-    if not Path(a.data_dir).exists():
-        raise OptionError(a.data_dir, "no such file or folder")
-    if a.per_clip is not None:
-        writable_folder(a.per_clip.resolve().parent, "--per-clip")
-    files = find_audio(a.data_dir, a.split)[:: a.every or 1][: a.limit]
-    if not files:
-        raise OptionError(a.data_dir, "no .wav/.flac files here"
-                          + (f" in split {a.split!r}" if a.split else ""))
-    return files
-
-
-_CODEC2_MODES = ("3200", "2400", "1600", "1400", "1300", "1200", "700C", "450", "450PWB")
-
-
-def report_scores(a: argparse.Namespace, res: dict[str, Any], system: str,
-                  bitrate_bps: float | None = None, **extra: Any) -> dict[str, Any]:
-    """The summary of a clip scoring (:func:`score_files`), ``--per-clip`` written, its head
-    printed (system, data, every skipped file).
-
-    One format for the codec, VAE and vocoder evaluations; each prints its own numbers after.
-
-    Notebook: notebooks/02_vq_vae.ipynb
-
-    Args:
-        a: The parsed options (``data_dir``, ``split``, ``per_clip``).
-        res: What :func:`score_files` returned.
-        system: What was measured, in words.
-        bitrate_bps: The bit rate, when the system has one.
-        **extra: Further summary entries, after the counts.
-
-    Returns:
-        ``system``, ``data``, ``pesq_wb``, ``logmel_l1``, ``stoi``, [``bitrate_bps``],
-        ``n_clips``, ``n_failed``, ``n_pesq_nan``, ``n_stoi_nan``, then ``extra``.
-    """
-    if a.per_clip:
-        a.per_clip.write_text(json.dumps(res["per_clip"], indent=1))
-    summary: dict[str, Any] = {
-        "system": system,
-        "data": str(a.data_dir) + (f" [{a.split}]" if a.split else ""),
-        "pesq_wb": round(res["pesq_wb"], 4),
-        "logmel_l1": round(res["logmel_l1"], 4),
-        "stoi": round(res["stoi"], 4),
-    }
-    if bitrate_bps is not None:
-        summary["bitrate_bps"] = bitrate_bps
-    summary.update(n_clips=res["n_clips"], n_failed=res["n_failed"],
-                   n_pesq_nan=res["n_pesq_nan"], n_stoi_nan=res["n_stoi_nan"], **extra)
-    print(f"system        {system}")
-    print(f"data          {summary['data']}: {res['n_clips']} clips, {res['n_failed']} unreadable")
-    for path, reason in res["failed"]:
-        print(f"  skipped     {path}: {reason}")
-    return summary
-
-
-def _check_eval_options(a: argparse.Namespace) -> None:
-    """Every option of the evaluation, checked before anything loads."""
+def _check_eval_options(a: argparse.Namespace) -> list[Path]:
+    """Every option of the evaluation, checked before anything loads; the files to score."""
     for name in ("max_bitrate", "opus_kbps"):
         value = getattr(a, name)
-        if value is not None and not value > 0:
+        if value is not None and not (math.isfinite(value) and value > 0):
             raise OptionError(f"--{name.replace('_', '-')}", f"must be positive, got {value}")
-    for name in ("depth", "limit", "every", "gl_iters"):
+    for name in ("depth", "gl_iters"):
         value = getattr(a, name)
         if value is not None and value < 1:
             raise OptionError(f"--{name.replace('_', '-')}", f"must be at least 1, got {value}")
-    if a.baseline == "codec2" and a.codec2_mode not in _CODEC2_MODES:
-        raise OptionError("--codec2-mode", f"must be one of {_CODEC2_MODES}")
+    if a.baseline == "opus":
+        check_opus_kbps(a.opus_kbps)
     if a.ladder and (a.baseline is not None or a.depth is not None):
         raise OptionError("--ladder", "measures a codec checkpoint at every depth: "
                                       "not with --baseline or --depth")
     if a.baseline is None and a.checkpoint == "-":
         raise OptionError("checkpoint", "'-' needs --baseline")
-    if a.baseline is None and not Path(a.checkpoint).is_file():
-        raise OptionError(a.checkpoint, "checkpoint file not found")
-    if not Path(a.data_dir).exists():
-        raise OptionError(a.data_dir, "no such file or folder")
     vocoder = getattr(a, "vocoder", "griffinlim")
     if vocoder != "griffinlim":
         if a.baseline is not None and a.baseline != "griffinlim":
             raise OptionError("--vocoder", f"does not apply to --baseline {a.baseline}")
         if not Path(vocoder).is_file():
             raise OptionError("--vocoder", f"{vocoder}: checkpoint file not found")
-    if a.per_clip is not None:
-        writable_folder(a.per_clip.resolve().parent, "--per-clip")
+    return clip_files(a)
 
 
 def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
     """Run ``python -m utils.evaluate codec``: prints a table; returns the summary.
 
+    Every system is scored by :func:`utils.scoring.score_files` at its known delay (0 for the
+    codec and Griffin-Lim; measured for Codec 2 and Opus) and reports the bits it produced.
+
     Notebook: notebooks/02_vq_vae.ipynb
 
     Returns:
-        The summary (``pesq_wb``, ``logmel_l1``, ``stoi``, ``bitrate_bps``, ``n_clips``,
-        ``n_failed``, ...); ``n_clips == 0`` means that no file could be read.
+        The summary (every score with its 95 % interval, ``bitrate_bps`` (nominal) and
+        ``bitrate_bps_measured``, ``n_clips``, ``n_failed``, ...); ``n_clips == 0`` means
+        that no file could be used.
     """
     from utils.distributed import resolve_device
 
-    _check_eval_options(a)
+    files = _check_eval_options(a)
     device = resolve_device(a.device)
-    files = find_audio(a.data_dir, a.split)
-    if a.every:
-        files = files[:: a.every]
-    if a.limit:
-        files = files[: a.limit]
-    if not files:
-        raise OptionError(a.data_dir, "no .wav/.flac files here"
-                          + (f" in split {a.split!r}" if a.split else ""))
     info: dict[str, Any] = {}
     counts = None
     vocoder = getattr(a, "vocoder", "griffinlim")
@@ -766,24 +549,27 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         from utils.models.vocoder import MelVocoder
 
         vocoder = MelVocoder.from_checkpoint(vocoder, map_location=device)
-        info["vocoder"] = a.vocoder
+        info["vocoder"] = Path(os.path.relpath(a.vocoder)).as_posix()
     if a.baseline == "griffinlim" and vocoder != "griffinlim":
-        system, bitrate = "vocoder on the true mel", math.nan
+        system, bitrate = "vocoder on the true mel", None
 
         def rec(y: np.ndarray) -> np.ndarray:
             return vocoder.synthesize(log_mel(y), len(y))
     elif a.baseline == "griffinlim":
-        system, bitrate = f"Griffin-Lim {a.gl_iters} it. on the true mel", math.nan
+        system, bitrate = f"Griffin-Lim {a.gl_iters} it. on the true mel", None
 
         def rec(y: np.ndarray) -> np.ndarray:
             return mel_to_audio(mel_spectrogram(y), n_iter=a.gl_iters, length=len(y))
     elif a.baseline == "codec2":
-        system, bitrate = f"Codec 2 {a.codec2_mode}", float(a.codec2_mode.rstrip("CPWB"))
+        bits, seconds = CODEC2_MODES[a.codec2_mode]
+        system, bitrate = f"Codec 2 {a.codec2_mode}", bits / seconds
+        info["delay_samples"] = codec2_delay(a.codec2_mode)
 
         def rec(y: np.ndarray) -> np.ndarray:
             return codec2_roundtrip(y, a.codec2_mode)
     elif a.baseline == "opus":
-        system, bitrate = f"Opus --speech {a.opus_kbps:g} kbps", 1000.0 * a.opus_kbps
+        system, bitrate = f"Opus --speech --hard-cbr {a.opus_kbps:g} kbps", 1000.0 * a.opus_kbps
+        info["delay_samples"] = opus_delay(float(a.opus_kbps))
 
         def rec(y: np.ndarray) -> np.ndarray:
             return opus_roundtrip(y, a.opus_kbps)
@@ -806,40 +592,48 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
             ", vocoder" if vocoder != "griffinlim" else "")
         info["depth"] = depth
         counts = torch.zeros(depth, model.config.num_codes)
+        bits_per_index = math.log2(model.config.num_codes)
         if a.ladder:
             ladder = list(range(1, depth + 1))
 
-        def rec(y: np.ndarray) -> np.ndarray | dict[int, np.ndarray]:
+        def rec(y: np.ndarray) -> Output | dict[int, Output]:
             idx = model.encode_audio(y, depth).cpu()  # the bit stream; its codes are counted
             for s in range(depth):
                 counts[s] += torch.bincount(idx[..., s].flatten(), minlength=counts.shape[1])
-            if ladder is None:
-                return model.decode_audio(idx, len(y), n_iter=a.gl_iters, vocoder=vocoder)
-            # one encoding; the first d stages of it are the stream at d × 250 bps
-            return {d: model.decode_audio(idx[..., :d], len(y), n_iter=a.gl_iters,
-                                          vocoder=vocoder) for d in ladder}
 
-    res = score_files(files, rec, with_stoi=not a.no_stoi, progress=not a.no_progress)
+            def decode(d: int) -> Output:
+                audio = model.decode_audio(idx[..., :d], len(y), n_iter=a.gl_iters,
+                                           vocoder=vocoder)
+                return Output(audio, bits=idx[..., :d].numel() * bits_per_index, delay=0)
+
+            if ladder is None:
+                return decode(depth)
+            # one encoding; the first d stages of it are the stream at d × 250 bps
+            return {d: decode(d) for d in ladder}
+
+    res = score_files(files, rec, metrics=metrics_of(a), root=a.data_dir,
+                      dnsmos_originals=a.dnsmos_originals,
+                      progress=not a.no_progress)
     if a.baseline is None and ladder is not None:
         info["ladder"] = [
             {"depth": d, "bitrate_bps": model.bitrate_bps(d),
-             "pesq_wb": round(r["pesq_wb"], 4), "logmel_l1": round(r["logmel_l1"], 4),
-             "stoi": round(r["stoi"], 4), "n_pesq_nan": r["n_pesq_nan"]}
+             "bitrate_bps_measured": round(r.get("bitrate_bps", math.nan), 1),
+             **{k: (None if isinstance(v, float) and math.isnan(v) else
+                    round(v, 4) if isinstance(v, float) else v)
+                for k, v in r.items() if k in SCORE_KEYS or k.endswith("_ci95")}}
             for d, r in res.get("by_key", {}).items()]
     if counts is not None:
         info.update(codebook_usage(counts))
     summary = report_scores(a, res, system, bitrate, **info)
-    print(f"bit rate      {bitrate:.0f} bps")
-    print(f"PESQ-WB       {res['pesq_wb']:.3f}")
-    print(f"log-mel L1    {res['logmel_l1']:.4f}")
-    if not a.no_stoi:
-        print(f"STOI          {res['stoi']:.3f}   ({STOI_CAVEAT})")
+    if bitrate is not None:
+        print(f"bit rate      {bitrate:.0f} bps nominal, "
+              f"{res.get('bitrate_bps', math.nan):.0f} bps measured")
     if "codebook_used_fraction" in info:
         print(f"codes used    {info['codebook_used_fraction'][:6]} (first stages)")
     if "ladder" in info:
         print("\nladder (one encoding, the first d stages decoded)")
-        print("depth  bit rate  PESQ-WB  log-mel L1   STOI")
+        print("depth  bit rate  PESQ-WB  ViSQOL  log-mel L1")
         for r in info["ladder"]:
-            print(f"{r['depth']:5d} {r['bitrate_bps']:7.0f}   {r['pesq_wb']:7.3f}  "
-                  f"{r['logmel_l1']:9.4f}  {r['stoi']:6.3f}")
+            print(f"{r['depth']:5d} {r['bitrate_bps']:7.0f}   {r['pesq_wb'] or math.nan:7.3f}  "
+                  f"{r.get('visqol') or math.nan:6.3f}  {r['logmel_l1'] or math.nan:9.4f}")
     return summary

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,7 +45,7 @@ from utils.audio import SR, AudioError, load
 from utils.checkpoint import load_checkpoint, writable_folder
 from utils.data import SpeechCommands, find_audio
 from utils.errors import OptionError
-from utils.metrics import STOI_CAVEAT, pesq_wb, stoi
+from utils.metrics import STOI_CAVEAT
 from utils.models.dcunet import (
     MODEL_KIND,
     EnhanceConfig,
@@ -53,6 +54,7 @@ from utils.models.dcunet import (
     si_sdr,
 )
 from utils.noise import NOISE_KINDS, load_noise, make_mixture
+from utils.scoring import check_per_clip, jsonable
 from utils.training import Task, TrainConfig, override, train
 
 __all__ = ["SUMMARY", "TRAIN_DEFAULTS", "TEST_SNRS", "TEST_SEED", "EnhanceTask", "load_clips",
@@ -271,9 +273,18 @@ def _snr_group(path: Path, noisy: np.ndarray, clean: np.ndarray) -> float:
     return float(5 * round(snr / 5))
 
 
+#: The scores of the noisy input and of the enhanced output against the clean file.
+PAIR_METRICS = ("pesq_wb", "visqol", "stoi", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
+
+
 def score_pairs(pairs: Sequence[tuple[Path, Path]], enhance, *, with_stoi: bool = True,
-                progress: bool = False) -> dict[str, Any]:
-    """SI-SDR, PESQ-WB and STOI of each noisy and enhanced file against its clean partner.
+                second_opinions: bool = True, progress: bool = False) -> dict[str, Any]:
+    """SI-SDR, PESQ-WB, ViSQOL, STOI and DNSMOS of each noisy and enhanced file.
+
+    Nothing ends the batch: a pair that cannot be read or matched, that is shorter than
+    PESQ's 0.25 s, or that the model cannot enhance is skipped with its reason; a score that
+    cannot be measured is NaN with its reason (``nan_reasons``). The enhancer is in time
+    by construction (delay 0).
 
     Notebook: notebooks/07_speech_enhancement.ipynb
 
@@ -281,6 +292,7 @@ def score_pairs(pairs: Sequence[tuple[Path, Path]], enhance, *, with_stoi: bool 
         pairs: ``(noisy, clean)`` paths.
         enhance: NumPy waveform → NumPy waveform.
         with_stoi: Also STOI (slower).
+        second_opinions: Also ViSQOL and DNSMOS.
         progress: Show a progress bar.
 
     Returns:
@@ -288,6 +300,11 @@ def score_pairs(pairs: Sequence[tuple[Path, Path]], enhance, *, with_stoi: bool 
     """
     from tqdm.auto import tqdm
 
+    from utils.metrics import PESQ_MIN_S, measure
+    from utils.scoring import metrics_for
+
+    names = [m for m in metrics_for(with_stoi=with_stoi, second_opinions=second_opinions)
+             if m in PAIR_METRICS]
     rows, failed = [], []
     for noisy_path, clean_path in tqdm(pairs, disable=not progress, desc="enhancing"):
         try:
@@ -300,17 +317,32 @@ def score_pairs(pairs: Sequence[tuple[Path, Path]], enhance, *, with_stoi: bool 
             noisy, clean = load(noisy_path, SR), load(clean_path, SR)
             if len(noisy) != len(clean):
                 raise AudioError(noisy_path, f"{len(noisy)} samples, clean file {len(clean)}")
+            if len(noisy) < PESQ_MIN_S * SR:
+                raise AudioError(noisy_path, f"too short: {len(noisy) / SR:.3f} s, the scores "
+                                             f"need at least {PESQ_MIN_S:g} s")
         except (AudioError, RuntimeError, sf.LibsndfileError) as exc:
             failed.append((noisy_path, str(exc)))
             continue
-        out = enhance(noisy)
+        try:
+            out = enhance(noisy)
+        except (KeyboardInterrupt, SystemExit, MemoryError):
+            raise
+        except Exception as exc:  # one pair the model cannot take must not end the batch
+            failed.append((noisy_path, f"enhancement failed: {type(exc).__name__}: {exc}"))
+            continue
         t = torch.from_numpy
-        row = {"file": str(noisy_path), "snr_group": _snr_group(noisy_path, noisy, clean),
-               "si_sdr_in": float(si_sdr(t(noisy), t(clean))),
-               "si_sdr_out": float(si_sdr(t(out), t(clean))),
-               "pesq_wb_in": pesq_wb(clean, noisy), "pesq_wb_out": pesq_wb(clean, out)}
-        if with_stoi:
-            row.update(stoi_in=stoi(clean, noisy), stoi_out=stoi(clean, out))
+        row: dict[str, Any] = {
+            "file": Path(noisy_path).as_posix(), "snr_group": _snr_group(noisy_path, noisy, clean),
+            "delay": 0,
+            "si_sdr_in": float(si_sdr(t(noisy), t(clean))),
+            "si_sdr_out": float(si_sdr(t(np.ascontiguousarray(out)), t(clean)))}
+        reasons = {}
+        for side, signal in (("in", noisy), ("out", out)):
+            scores, why = measure(clean, signal, metrics=names)
+            row.update({f"{k}_{side}": v for k, v in scores.items()})
+            reasons.update({f"{k}_{side}": v for k, v in why.items()})
+        if reasons:
+            row["nan_reasons"] = reasons
         rows.append(row)
     return {"rows": rows, "failed": failed}
 
@@ -321,11 +353,17 @@ def _mean(rows: Sequence[dict[str, Any]], key: str) -> float:
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Means over all rows and per SNR group (``per_snr``).
+    """Means over all rows and per SNR group (``per_snr``); 95 % intervals overall.
 
     Notebook: notebooks/07_speech_enhancement.ipynb
     """
-    keys = ["si_sdr_in", "si_sdr_out", "pesq_wb_in", "pesq_wb_out", "stoi_in", "stoi_out"]
+    from collections import Counter
+
+    from utils.stats import bootstrap_ci
+
+    keys = ["si_sdr_in", "si_sdr_out"] + [f"{m}_{side}" for m in PAIR_METRICS
+                                          for side in ("in", "out")]
+    keys = [k for k in keys if any(k in r for r in rows)] or ["si_sdr_in", "si_sdr_out"]
 
     def block(rs):
         d = {k: round(_mean(rs, k), 4) for k in keys}
@@ -336,10 +374,16 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     groups = sorted({r["snr_group"] for r in rows})
     per = {f"{g:+g}": block([r for r in rows if r["snr_group"] == g]) for g in groups}
     overall = block(rows)
+    for k in [k for k in keys if k.endswith("_out")]:
+        overall[f"{k}_ci95"] = bootstrap_ci([r.get(k, np.nan) for r in rows]).as_list()
+    overall["si_sdri_ci95"] = bootstrap_ci(
+        [r["si_sdr_out"] - r["si_sdr_in"] for r in rows]).as_list()
     # the average over SNR groups (each SNR counts once), the target's definition
     overall["si_sdri_mean_over_snrs"] = round(float(np.mean([p["si_sdri"] for p in per.values()]))
                                               if per else float("nan"), 4)
-    return {**overall, "per_snr": per}
+    reasons = Counter(f"{m}: {why.split(' (')[0]}" for r in rows
+                      for m, why in r.get("nan_reasons", {}).items())
+    return {**overall, "nan_reasons": dict(sorted(reasons.items())), "per_snr": per}
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,6 +443,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--every", type=int, default=1, help="every K-th test clip (test set)")
     p.add_argument("--limit", type=int, default=None, help="score the first N pairs only")
     p.add_argument("--no-stoi", action="store_true")
+    p.add_argument("--no-second-opinions", action="store_true",
+                   help="skip ViSQOL and DNSMOS (SI-SDR, PESQ-WB and STOI only)")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     p.add_argument("--per-clip", type=Path, default=None, help="write per-clip rows (JSON)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -440,30 +486,38 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
     for d in (a.data_dir, a.clean):
         if not Path(d).is_dir():
             raise OptionError(d, "no such folder")
-    if a.per_clip is not None:
-        writable_folder(a.per_clip.resolve().parent, "--per-clip")
+    check_per_clip(a.per_clip)
     device = resolve_device(a.device)
     model = SpeechEnhancer.from_checkpoint(a.checkpoint, map_location=device)
     pairs, failed = pair_files(a.data_dir, a.clean)
     pairs = pairs[: a.limit]
     res = score_pairs(pairs, model.enhance, with_stoi=not a.no_stoi,
-                      progress=not a.no_progress)
+                      second_opinions=not a.no_second_opinions, progress=not a.no_progress)
     failed += res["failed"]
     summary = {"system": f"{model.config.kind} U-Net ({model.config.arch}, "
                          f"{model.num_parameters():,} parameters)",
-               "data": str(a.data_dir), **summarize(res["rows"]),
-               "n_failed": len(failed)}
+               "data": Path(os.path.relpath(a.data_dir)).as_posix(),
+               **summarize(res["rows"]), "n_failed": len(failed),
+               "skipped": [[Path(p).as_posix(), r] for p, r in failed]}
     if a.per_clip:
-        a.per_clip.write_text(json.dumps(res["rows"], indent=1))
+        a.per_clip.write_text(json.dumps(jsonable(res["rows"]), indent=1))
     print(f"system   {summary['system']}")
     print(f"data     {a.data_dir}: {len(res['rows'])} pairs scored, {len(failed)} skipped")
     for path, reason in failed:
         print(f"  skipped {path}: {reason}")
-    print("SNR in   clips  SI-SDR in → out (dB)   SI-SDRi   PESQ-WB in → out   STOI in → out")
+    for why, count in summary["nan_reasons"].items():
+        print(f"  NaN     {why}: {count} pair(s)")
+    print("SNR in   clips  SI-SDR in → out (dB)   SI-SDRi   PESQ-WB in → out   ViSQOL in → out"
+          "   STOI in → out")
     for g, r in summary["per_snr"].items():
         print(f"{g:>6}  {r['n_clips']:6d}  {r['si_sdr_in']:7.2f} → {r['si_sdr_out']:6.2f}"
               f"   {r['si_sdri']:7.2f}   {r['pesq_wb_in']:6.3f} → {r['pesq_wb_out']:6.3f}"
-              f"   {r['stoi_in']:.3f} → {r['stoi_out']:.3f}")
+              f"   {r.get('visqol_in', np.nan):6.3f} → {r.get('visqol_out', np.nan):6.3f}"
+              f"   {r.get('stoi_in', np.nan):.3f} → {r.get('stoi_out', np.nan):.3f}")
+    for k in ("si_sdri", "pesq_wb_out", "visqol_out", "dnsmos_ovrl_out"):
+        if f"{k}_ci95" in summary:
+            lo, hi = summary[f"{k}_ci95"]
+            print(f"{k:<16} {summary[k]:.3f}  95 % interval [{lo}, {hi}]")
     if not a.no_stoi:
         print(f"note: {STOI_CAVEAT}")
     return summary

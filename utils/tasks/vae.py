@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from utils import scoring
 from utils.audio import log_mel
 from utils.errors import OptionError
 from utils.models.vae import MODEL_KIND, MelVAE, VAEConfig
@@ -196,7 +197,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
     Notebook: notebooks/03_vae_vs_vqvae.ipynb
     """
-    codec_task.add_clip_scoring_arguments(p, "VAE")
+    scoring.add_clip_scoring_arguments(p, "VAE")
     p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
     p.add_argument("--sample", action="store_true",
                    help="decode a draw z ~ q(z|x), what the KL rate pays for (default: the mean)")
@@ -213,7 +214,7 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
     """
     from utils.distributed import resolve_device
 
-    files = codec_task.clip_files(a, ("gl_iters",))
+    files = scoring.clip_files(a, ("gl_iters",))
     device = resolve_device(a.device)
     model = MelVAE.from_checkpoint(a.checkpoint, map_location=device)
     kl = [0.0, 0]  # nats, latent frames
@@ -226,12 +227,12 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         kl[1] += out.kl.shape[1]
         return model.reconstruct(y, n_iter=a.gl_iters, sample=a.sample)
 
-    res = codec_task.score_files(files, rec, with_stoi=not a.no_stoi, progress=not a.no_progress)
+    res = scoring.score_files(files, rec, metrics=scoring.metrics_of(a), root=a.data_dir,
+                              dnsmos_originals=a.dnsmos_originals,
+                              progress=not a.no_progress)
     rate = model.rate_bps(kl[0] / kl[1]) if kl[1] else math.nan
     system = f"mel VAE (beta {model.config.beta:g}), " + (
         "posterior sample" if a.sample else "posterior mean")
-    summary = codec_task.report_scores(a, res, system, round(rate, 1))
+    summary = scoring.report_scores(a, res, system, round(rate, 1))
     print(f"rate (KL)     {rate:.0f} bps")
-    print(f"PESQ-WB       {res['pesq_wb']:.3f}")
-    print(f"log-mel L1    {res['logmel_l1']:.4f}")
     return summary

@@ -7,8 +7,8 @@ computed in torch), the target the waveform itself; loss = multi-resolution STFT
 whole validation clips; ``best.pt`` has the lowest log-mel L1.
 
 Evaluation (``python -m utils.evaluate vocoder CHECKPOINT DATA_DIR [--json]``): each clip is
-resynthesised from its true log-mel and scored like the codec (PESQ-WB, log-mel L1 and STOI
-after alignment; ``utils.tasks.codec.score_files``), so the numbers sit next to Griffin-Lim's
+resynthesised from its true log-mel and scored like the codec (``utils.scoring.score_files``,
+delay 0: the vocoder is in time by construction), so the numbers sit next to Griffin-Lim's
 (``python -m utils.evaluate codec - DATA_DIR --baseline griffinlim``).
 
 Notebook: notebooks/08_vocoders.ipynb
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from utils import scoring
 from utils.audio import FEATURES, log_mel
 from utils.errors import OptionError
 from utils.models.vocoder import MODEL_KIND, MelVocoder, VocoderConfig, multi_resolution_stft_loss
@@ -185,7 +186,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
     Notebook: notebooks/08_vocoders.ipynb
     """
-    codec_task.add_clip_scoring_arguments(p, "vocoder")
+    scoring.add_clip_scoring_arguments(p, "vocoder")
 
 
 def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
@@ -198,17 +199,17 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
     """
     from utils.distributed import resolve_device
 
-    files = codec_task.clip_files(a)
+    files = scoring.clip_files(a)
     device = resolve_device(a.device)
     model = MelVocoder.from_checkpoint(a.checkpoint, map_location=device)
 
     def rec(y: np.ndarray) -> np.ndarray:
         return model.synthesize(log_mel(y, model.features), len(y))
 
-    res = codec_task.score_files(files, rec, with_stoi=not a.no_stoi, progress=not a.no_progress)
-    summary = codec_task.report_scores(
+    res = scoring.score_files(files, rec, metrics=scoring.metrics_of(a), root=a.data_dir,
+                              dnsmos_originals=a.dnsmos_originals,
+                              progress=not a.no_progress)
+    summary = scoring.report_scores(
         a, res, f"mel vocoder ({model.config.head} head, {model.num_parameters():,} "
                  "parameters), true mel")
-    print(f"PESQ-WB       {res['pesq_wb']:.3f}")
-    print(f"log-mel L1    {res['logmel_l1']:.4f}")
     return summary
