@@ -9,7 +9,10 @@ codec``) for
 * Griffin-Lim on the true mel (the ceiling of any mel model + Griffin-Lim);
 
 prints one table per folder and writes ``data/pretrained/vqvae_speech_ladder.json``, which
-notebook 02 plots. The last line printed is one JSON object (the file's content).
+notebook 02 plots. The last line printed is one JSON object (the file's content). The stored
+file of the shipped codec is written by ``python benchmarks/yardstick.py --write-stored`` from
+the same evaluations, so that the ladder and every other table share one run of the scorer;
+this script measures any other checkpoint or folder the same way.
 
 Run (from the repository root; ``../shared/speech`` exists on the developers' machines)::
 

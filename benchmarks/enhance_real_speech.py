@@ -42,10 +42,12 @@ def main() -> None:
     p.add_argument("--data", required=True, help="real-speech folder (its testing split)")
     p.add_argument("--noise", required=True, help="real background-noise folder")
     p.add_argument("--every", type=int, default=4, help="every K-th test clip")
-    p.add_argument("--out", type=Path, default=ROOT / "runs" / "enhance_real_test")
+    p.add_argument("--out", type=Path, default=Path("runs") / "enhance_real_test")
     a = p.parse_args()
+    if a.out.resolve().is_relative_to(ROOT):  # rows name files relative to the repository
+        a.out = a.out.resolve().relative_to(ROOT)
     py = [sys.executable, "-m", "utils.evaluate", "enhance"]
-    if not (a.out / "index.json").is_file():
+    if not (ROOT / a.out / "index.json").is_file():
         last_json([*py, "-", "--make-test-set", str(a.out), "--data", a.data,
                    "--noise", a.noise, "--every", str(a.every), "--json"])
     per_clip = ROOT / "benchmarks" / "results" / "enhance_real_speech"

@@ -54,6 +54,7 @@ SYSTEMS: dict[str, tuple[str, list[str], list[str], int]] = {
     "opus_12": ("codec", ["-"], ["--baseline", "opus", "--opus-kbps", "12"], 1),
     "codec2_700C": ("codec", ["-"], ["--baseline", "codec2", "--codec2-mode", "700C"], 1),
     "opus_8": ("codec", ["-"], ["--baseline", "opus", "--opus-kbps", "8"], 1),
+    "opus_6_vbr": ("codec", ["-"], ["--baseline", "opus", "--opus-kbps", "6", "--opus-vbr"], 1),
     "codec_ladder": ("codec", [CODEC], ["--ladder"], 4),
     **{f"vae_beta{b}": ("vae", [f"data/pretrained/vae_beta{b}.pt"], [], 4)
        for b in ("0.25", "1", "4", "16")},
@@ -157,7 +158,7 @@ def main() -> None:
     if a.write_stored:
         write_stored(json.loads(OUT.read_text()))
         return
-    unknown = sorted(set(a.only or []) | set(a.redo) - set(SYSTEMS))
+    unknown = sorted((set(a.only or []) | set(a.redo)) - set(SYSTEMS))
     if unknown:
         raise SystemExit(f"unknown system(s) {unknown}; choose from {sorted(SYSTEMS)}")
     PER_CLIP.mkdir(parents=True, exist_ok=True)

@@ -101,13 +101,14 @@ def ogg_packets(data: bytes) -> list[int]:
     return sizes
 
 
-def _opus_raw(y: np.ndarray, kbps: float) -> tuple[np.ndarray, float]:
+def _opus_raw(y: np.ndarray, kbps: float, cbr: bool = True) -> tuple[np.ndarray, float]:
     check_opus_kbps(kbps)
     enc, dec = _need("opusenc", "opus-tools"), _need("opusdec", "opus-tools")
     with tempfile.TemporaryDirectory() as d:
         wav, opus, out = Path(d, "in.wav"), Path(d, "x.opus"), Path(d, "out.wav")
         sf.write(wav, np.asarray(y, np.float32), SR, subtype="PCM_16")
-        subprocess.run([enc, "--quiet", "--speech", "--hard-cbr", "--bitrate", f"{kbps:g}",
+        mode = ["--hard-cbr"] if cbr else []
+        subprocess.run([enc, "--quiet", "--speech", *mode, "--bitrate", f"{kbps:g}",
                         str(wav), str(opus)], check=True, capture_output=True)
         subprocess.run([dec, "--quiet", "--rate", str(SR), str(opus), str(out)],
                        check=True, capture_output=True)
@@ -130,14 +131,14 @@ def codec2_delay(mode: str = "1300") -> int:
 
 
 @cache
-def opus_delay(kbps: float = 6.0) -> int:
+def opus_delay(kbps: float = 6.0, cbr: bool = True) -> int:
     """Opus's delay at one rate (samples at 16 kHz), measured once on a known signal.
 
     Notebook: notebooks/02_vq_vae.ipynb
     """
     from utils.delay import measure_delay
 
-    return measure_delay(lambda x: _opus_raw(x, kbps)[0])
+    return measure_delay(lambda x: _opus_raw(x, kbps, cbr)[0])
 
 
 def codec2_roundtrip(y: np.ndarray, mode: str = "1300") -> Output:
@@ -156,7 +157,7 @@ def codec2_roundtrip(y: np.ndarray, mode: str = "1300") -> Output:
     return Output(y_hat, bits, codec2_delay(mode))
 
 
-def opus_roundtrip(y: np.ndarray, kbps: float = 6.0) -> Output:
+def opus_roundtrip(y: np.ndarray, kbps: float = 6.0, *, cbr: bool = True) -> Output:
     """Encode and decode with Opus (``--speech``, constant bit rate ``kbps``), back at 16 kHz.
 
     Notebook: notebooks/02_vq_vae.ipynb
@@ -164,9 +165,11 @@ def opus_roundtrip(y: np.ndarray, kbps: float = 6.0) -> Output:
     Args:
         y: Waveform at 16 kHz.
         kbps: Bit rate within :data:`OPUS_KBPS_RANGE`.
+        cbr: Constant bit rate (``--hard-cbr``); ``False``: opusenc's default variable rate,
+            whose ``kbps`` is only a target (the bits it sends are in ``.bits``).
 
     Returns:
         The decoded waveform, with ``.bits`` (audio packet payload) and ``.delay``.
     """
-    y_hat, bits = _opus_raw(y, kbps)
-    return Output(y_hat, bits, opus_delay(float(kbps)))
+    y_hat, bits = _opus_raw(y, kbps, cbr)
+    return Output(y_hat, bits, opus_delay(float(kbps), cbr))

@@ -42,7 +42,8 @@ from utils.stats import bootstrap_ci
 
 __all__ = ["Output", "DEFAULT_METRICS", "SECOND_OPINIONS", "metrics_for", "metrics_of",
            "score_files", "summarize", "report_scores", "print_scores",
-           "add_clip_scoring_arguments", "check_per_clip", "clip_files", "jsonable"]
+           "add_clip_scoring_arguments", "check_per_clip", "clip_files", "jsonable",
+           "rows_json"]
 
 #: The scores every evaluation computes unless told otherwise.
 DEFAULT_METRICS = METRICS
@@ -254,7 +255,7 @@ def report_scores(a: argparse.Namespace, res: dict[str, Any], system: str,
         then ``extra``.
     """
     if a.per_clip:
-        a.per_clip.write_text(json.dumps(jsonable(res["per_clip"], 5), indent=0))
+        a.per_clip.write_text(rows_json(res["per_clip"]))
     summary: dict[str, Any] = {
         "system": system,
         "data": Path(os.path.relpath(a.data_dir)).as_posix() + (
@@ -308,6 +309,14 @@ def print_scores(res: Mapping[str, Any]) -> None:
         if name == "stoi":
             line += f"   ({STOI_CAVEAT})"
         print(line)
+
+
+def rows_json(rows: Sequence[Mapping[str, Any]], digits: int = 5) -> str:
+    """Per-clip rows as JSON, one row per line, floats rounded (``null`` for NaN).
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+    return "[\n" + ",\n".join(json.dumps(jsonable(r, digits)) for r in rows) + "\n]\n"
 
 
 def jsonable(obj: Any, digits: int | None = None) -> Any:

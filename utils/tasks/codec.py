@@ -493,6 +493,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--codec2-mode", default="1300", choices=list(CODEC2_MODES))
     p.add_argument("--opus-kbps", type=float, default=6.0,
                    help="Opus constant bit rate in kbps (6 … 256)")
+    p.add_argument("--opus-vbr", action="store_true",
+                   help="Opus in its default variable-rate mode (--opus-kbps is then a target; "
+                        "the bits it sent are reported)")
     p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
     p.add_argument("--vocoder", default="griffinlim", metavar="CHECKPOINT|griffinlim",
                    help="how the decoded mel becomes a waveform: a vocoder checkpoint "
@@ -568,11 +571,12 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         def rec(y: np.ndarray) -> np.ndarray:
             return codec2_roundtrip(y, a.codec2_mode)
     elif a.baseline == "opus":
-        system, bitrate = f"Opus --speech --hard-cbr {a.opus_kbps:g} kbps", 1000.0 * a.opus_kbps
-        info["delay_samples"] = opus_delay(float(a.opus_kbps))
+        mode = "" if a.opus_vbr else " --hard-cbr"
+        system, bitrate = f"Opus --speech{mode} {a.opus_kbps:g} kbps", 1000.0 * a.opus_kbps
+        info["delay_samples"] = opus_delay(float(a.opus_kbps), not a.opus_vbr)
 
         def rec(y: np.ndarray) -> np.ndarray:
-            return opus_roundtrip(y, a.opus_kbps)
+            return opus_roundtrip(y, a.opus_kbps, cbr=not a.opus_vbr)
     else:
         model = MelVQVAE.from_checkpoint(a.checkpoint, map_location=device)
         if a.depth is not None and a.depth > model.config.num_quantizers:

@@ -54,7 +54,7 @@ from utils.models.dcunet import (
     si_sdr,
 )
 from utils.noise import NOISE_KINDS, load_noise, make_mixture
-from utils.scoring import check_per_clip, jsonable
+from utils.scoring import check_per_clip, rows_json
 from utils.training import Task, TrainConfig, override, train
 
 __all__ = ["SUMMARY", "TRAIN_DEFAULTS", "TEST_SNRS", "TEST_SEED", "EnhanceTask", "load_clips",
@@ -500,7 +500,7 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
                **summarize(res["rows"]), "n_failed": len(failed),
                "skipped": [[Path(p).as_posix(), r] for p, r in failed]}
     if a.per_clip:
-        a.per_clip.write_text(json.dumps(jsonable(res["rows"]), indent=1))
+        a.per_clip.write_text(rows_json(res["rows"]))
     print(f"system   {summary['system']}")
     print(f"data     {a.data_dir}: {len(res['rows'])} pairs scored, {len(failed)} skipped")
     for path, reason in failed:
