@@ -143,11 +143,12 @@ def main() -> None:
     for k, r in speed.items():
         print(f"  {k:20s} {r['realtime_factor']:9.2f} × real time")
     result = {"command": "python benchmarks/vocoder_compare.py " + " ".join(sys.argv[1:]),
-              "data": a.data, "every": a.every, "vocoder": a.vocoder, "wavenet": a.wavenet,
-              "codec": a.codec, "torch": torch.__version__, "quality": quality,
-              "wavenet_quality": wavenet_quality, "speed": speed}
-    (ROOT / "data" / "pretrained" / "vocoder_compare.json").write_text(
-        json.dumps(result, indent=1) + "\n")
+              "data": a.data, "every": a.every, "vocoder": rel(a.vocoder),
+              "wavenet": rel(a.wavenet), "codec": rel(a.codec), "torch": torch.__version__,
+              "quality": quality, "wavenet_quality": wavenet_quality, "speed": speed}
+    if a.quality_from_yardstick:
+        result.update(every=stored.get("every", 1), quality_command=stored.get("quality_command"))
+    out_json.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))
 
 
