@@ -41,7 +41,7 @@ from utils.metrics import METRICS, STOI_CAVEAT, dnsmos, measure
 from utils.stats import bootstrap_ci
 
 __all__ = ["Output", "DEFAULT_METRICS", "SECOND_OPINIONS", "metrics_for", "metrics_of",
-           "score_files", "summarize", "report_scores", "print_scores",
+           "run_guarded", "score_files", "summarize", "report_scores", "print_scores",
            "add_clip_scoring_arguments", "check_per_clip", "clip_files", "jsonable",
            "rows_json"]
 
@@ -101,6 +101,25 @@ def _name(path: Path, root: Path | None) -> str:
         return path.name
 
 
+def run_guarded(system: Callable[[np.ndarray], Any], y: np.ndarray,
+                what: str = "reconstruction") -> tuple[Any, str | None]:
+    """Run a system on one clip; a failure becomes a reason instead of ending the batch.
+
+    Interrupts, exits and running out of memory still propagate: they are not one clip's fault.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Returns:
+        ``(output, None)``, or ``(None, "<what> failed: <error>")``.
+    """
+    try:
+        return system(y), None
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except Exception as exc:  # one clip the system cannot handle must not end the batch
+        return None, f"{what} failed: {type(exc).__name__}: {exc}"
+
+
 def score_files(
     files: Sequence[Path],
     reconstruct: Callable[[np.ndarray], np.ndarray | Mapping[Any, np.ndarray]],
@@ -154,12 +173,9 @@ def score_files(
         except AudioError as exc:
             failed.append((name, exc.reason))
             continue
-        try:
-            out = reconstruct(y)
-        except (KeyboardInterrupt, SystemExit, MemoryError):
-            raise
-        except Exception as exc:  # one clip the system cannot handle must not end the batch
-            failed.append((name, f"reconstruction failed: {type(exc).__name__}: {exc}"))
+        out, why = run_guarded(reconstruct, y, "reconstruction")
+        if why is not None:
+            failed.append((name, why))
             continue
         versions = out if isinstance(out, Mapping) else {None: out}
         original = dnsmos(y) if wants_dnsmos else {}

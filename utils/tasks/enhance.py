@@ -54,7 +54,7 @@ from utils.models.dcunet import (
     si_sdr,
 )
 from utils.noise import NOISE_KINDS, load_noise, make_mixture
-from utils.scoring import check_per_clip, rows_json
+from utils.scoring import check_per_clip, rows_json, run_guarded
 from utils.training import Task, TrainConfig, override, train
 
 __all__ = ["SUMMARY", "TRAIN_DEFAULTS", "TEST_SNRS", "TEST_SEED", "EnhanceTask", "load_clips",
@@ -323,12 +323,9 @@ def score_pairs(pairs: Sequence[tuple[Path, Path]], enhance, *, with_stoi: bool 
         except (AudioError, RuntimeError, sf.LibsndfileError) as exc:
             failed.append((noisy_path, str(exc)))
             continue
-        try:
-            out = enhance(noisy)
-        except (KeyboardInterrupt, SystemExit, MemoryError):
-            raise
-        except Exception as exc:  # one pair the model cannot take must not end the batch
-            failed.append((noisy_path, f"enhancement failed: {type(exc).__name__}: {exc}"))
+        out, why = run_guarded(enhance, noisy, "enhancement")
+        if why is not None:
+            failed.append((noisy_path, why))
             continue
         t = torch.from_numpy
         row: dict[str, Any] = {
