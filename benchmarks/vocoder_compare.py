@@ -1,7 +1,8 @@
 """From mel back to waveform: Griffin-Lim, the phase-aware vocoder and WaveNet, measured.
 
-On the same held-out clips, with the same scoring code (``python -m utils.evaluate``; PESQ-WB and
-log-mel L1 after alignment, ``docs/metrics.md``):
+On the same held-out clips, with the same scoring code (``python -m utils.evaluate``: the one
+scorer, every system at its known delay, ``docs/metrics.md``; with ``--quality-from-yardstick``
+the quality table is the one ``benchmarks/yardstick.py --write-stored`` wrote):
 
 * from the **true mel**: Griffin-Lim (32 iterations, the collection's default) and the vocoder;
 * through the **codec** (``--codec``) at 1250 and 6000 bps, decoded with Griffin-Lim and with the
