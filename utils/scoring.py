@@ -41,7 +41,8 @@ from utils.metrics import METRICS, STOI_CAVEAT, dnsmos, measure
 from utils.stats import bootstrap_ci
 
 __all__ = ["Output", "DEFAULT_METRICS", "SECOND_OPINIONS", "metrics_for", "metrics_of",
-           "run_guarded", "score_files", "summarize", "report_scores", "print_scores",
+           "run_guarded", "score_files", "summarize", "count_reasons", "report_scores",
+           "print_scores",
            "add_clip_scoring_arguments", "check_per_clip", "clip_files", "jsonable",
            "rows_json"]
 
@@ -84,9 +85,15 @@ def metrics_for(*, with_stoi: bool = True, second_opinions: bool = True) -> tupl
                  and (second_opinions or m not in SECOND_OPINIONS))
 
 
-def _kind(reason: str) -> str:
-    """A reason without its numbers ("too short (0.1 s < 0.25 s)" → "too short")."""
-    return reason.split(" (")[0]
+def count_reasons(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """How many rows are NaN for each score and reason, the reason without its numbers
+    (``{"pesq_wb: too short": 2}`` for "too short (0.1 s < 0.25 s)").
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+    reasons = Counter(f"{m}: {why.split(' (')[0]}" for r in rows
+                      for m, why in r.get("nan_reasons", {}).items())
+    return dict(sorted(reasons.items()))
 
 
 def _name(path: Path, root: Path | None) -> str:
@@ -180,9 +187,8 @@ def score_files(
         versions = out if isinstance(out, Mapping) else {None: out}
         original = dnsmos(y) if wants_dnsmos else {}
         for key, y_hat in versions.items():
-            y_hat = np.asarray(y_hat) if not isinstance(y_hat, Output) else y_hat
-            if isinstance(y_hat, Output) or hasattr(y_hat, "delay"):
-                lag = int(y_hat.delay)
+            if isinstance(y_hat, Output):
+                lag = y_hat.delay
             elif delay == "estimate":
                 lag = estimate_delay(y, y_hat).lag
             else:
@@ -236,17 +242,9 @@ def summarize(rows: Sequence[Mapping[str, Any]],
         out["bitrate_bps"] = float(sum(bits) / sum(r["seconds"] for r in rows))
     delays = Counter(int(r["delay"]) for r in rows)
     out["delays"] = {str(k): v for k, v in sorted(delays.items())}
-    reasons = Counter(f"{m}: {_kind(why)}" for r in rows
-                      for m, why in r.get("nan_reasons", {}).items())
     out["n_clips"] = len(rows)
-    out["nan_reasons"] = dict(sorted(reasons.items()))
+    out["nan_reasons"] = count_reasons(rows)
     return out
-
-
-def _round(v: Any, digits: int = 4) -> Any:
-    if isinstance(v, float):
-        return None if math.isnan(v) else round(v, digits)
-    return v
 
 
 def report_scores(a: argparse.Namespace, res: dict[str, Any], system: str,
@@ -281,9 +279,9 @@ def report_scores(a: argparse.Namespace, res: dict[str, Any], system: str,
         if key in ("failed", "per_clip", "by_key", "bitrate_bps", "n_clips", "n_failed",
                    "nan_reasons", "delays"):
             continue
-        summary[key] = _round(value)
+        summary[key] = jsonable(value, 4)
     if bitrate_bps is not None:
-        summary["bitrate_bps"] = _round(float(bitrate_bps), 1)
+        summary["bitrate_bps"] = jsonable(float(bitrate_bps), 1)
     if "bitrate_bps" in res:
         summary["bitrate_bps_measured"] = round(res["bitrate_bps"], 1)
     summary.update(n_clips=res["n_clips"], n_failed=res["n_failed"], delays=res["delays"],

@@ -54,6 +54,7 @@ from utils.scoring import (
     Output,
     add_clip_scoring_arguments,
     clip_files,
+    jsonable,
     metrics_of,
     report_scores,
     score_files,
@@ -622,9 +623,8 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         info["ladder"] = [
             {"depth": d, "bitrate_bps": model.bitrate_bps(d),
              "bitrate_bps_measured": round(r.get("bitrate_bps", math.nan), 1),
-             **{k: (None if isinstance(v, float) and math.isnan(v) else
-                    round(v, 4) if isinstance(v, float) else v)
-                for k, v in r.items() if k in SCORE_KEYS or k.endswith("_ci95")}}
+             **jsonable({k: v for k, v in r.items() if k in SCORE_KEYS or k.endswith("_ci95")},
+                        4)}
             for d, r in res.get("by_key", {}).items()]
     if counts is not None:
         info.update(codebook_usage(counts))

@@ -54,7 +54,7 @@ from utils.models.dcunet import (
     si_sdr,
 )
 from utils.noise import NOISE_KINDS, load_noise, make_mixture
-from utils.scoring import check_per_clip, rows_json, run_guarded
+from utils.scoring import check_per_clip, count_reasons, rows_json, run_guarded
 from utils.training import Task, TrainConfig, override, train
 
 __all__ = ["SUMMARY", "TRAIN_DEFAULTS", "TEST_SNRS", "TEST_SEED", "EnhanceTask", "load_clips",
@@ -354,7 +354,6 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     Notebook: notebooks/07_speech_enhancement.ipynb
     """
-    from collections import Counter
 
     from utils.stats import bootstrap_ci
 
@@ -378,9 +377,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     # the average over SNR groups (each SNR counts once), the target's definition
     overall["si_sdri_mean_over_snrs"] = round(float(np.mean([p["si_sdri"] for p in per.values()]))
                                               if per else float("nan"), 4)
-    reasons = Counter(f"{m}: {why.split(' (')[0]}" for r in rows
-                      for m, why in r.get("nan_reasons", {}).items())
-    return {**overall, "nan_reasons": dict(sorted(reasons.items())), "per_snr": per}
+    return {**overall, "nan_reasons": count_reasons(rows), "per_snr": per}
 
 
 # --------------------------------------------------------------------------------------------
