@@ -60,6 +60,17 @@ SYSTEMS: dict[str, tuple[str, list[str], list[str], int]] = {
        for b in ("0.25", "1", "4", "16")},
     **{f"front_end_{k}_s0": ("codec", [f"data/pretrained/front_end_{k}_s0.pt"],
                              ["--max-bitrate", "1300"], 4) for k in ("conv", "cbhg", "inception")},
+    # past Griffin-Lim (notebook 08): classical phase retrieval, Deep Griffin-Lim, adversarial
+    **{f"{m}_{n}": ("codec", ["-"], ["--baseline", "griffinlim", "--vocoder", f"{m}:{n}"], 1)
+       for m, n in (("pghi", 32), ("melgl", 32), ("melgl", 64))},
+    **{f"degli_{k}_s{s}": ("degli", [f"data/pretrained/degli_{k}_s{s}.pt"], [], 1)
+       for k in ("complex", "real") for s in range(3)},
+    **{f"vocoder_ft_{a}": ("vocoder", [f"runs/vocoder_ft/{a}/last.pt"], [], 1)
+       for a in ("none", "mpd", "mrd", "both")},
+    **{f"codec_{b}_{m}": ("codec", [CODEC], ["--max-bitrate", str(r), "--vocoder", spec], 1)
+       for b, r in (("1250", 1300), ("6000", 6000))
+       for m, spec in (("melgl32", "melgl:32"), ("degli", "data/pretrained/degli_complex_s0.pt"),
+                       ("vocoder_adv", "data/pretrained/vocoder_adv.pt"))},
 }
 
 

@@ -228,7 +228,8 @@ def model_checkpoint(model: torch.nn.Module, kind: str, **extra: Any) -> dict[st
 
 
 def rebuild_model(cls: type, config_cls: type, path: str | os.PathLike, kind: str, *,
-                  map_location: str | torch.device = "cpu", features: bool = False) -> Any:
+                  map_location: str | torch.device = "cpu", features: bool = False,
+                  ignore: tuple[str, ...] = ()) -> Any:
     """Load a checkpoint written by :func:`model_checkpoint` and rebuild its model, in eval mode.
 
     Notebook: notebooks/02_vq_vae.ipynb
@@ -241,6 +242,8 @@ def rebuild_model(cls: type, config_cls: type, path: str | os.PathLike, kind: st
         map_location: Device of the model.
         features: The model takes the collection's feature settings, which the checkpoint must
             match (:data:`utils.audio.FEATURES`).
+        ignore: Prefixes of weights the model does not use (a vocoder's training-only
+            discriminators, ``"discriminators."``).
 
     Raises:
         CheckpointError: Another kind, unreadable or different feature settings, or a
@@ -260,7 +263,9 @@ def rebuild_model(cls: type, config_cls: type, path: str | os.PathLike, kind: st
         args.append(feats)
     try:
         model = cls(config_cls(**ckpt["config"]), *args)
-        model.load_state_dict(ckpt["model"])
+        state = {k: v for k, v in ckpt["model"].items() if not k.startswith(ignore)} \
+            if ignore else ckpt["model"]
+        model.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError, KeyError, OptionError) as exc:
         raise CheckpointError(path, f"weights do not fit this model ({exc})") from None
     return model.to(map_location).eval()

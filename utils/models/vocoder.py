@@ -21,7 +21,8 @@ frames/s, not 16 000 samples/s like WaveNet), so it is cheap:
 
 Training (task ``vocoder``) compares the resynthesis with the original through a
 multi-resolution STFT loss (spectral convergence plus log-magnitude L1 at three resolutions;
-Yamamoto et al., 2020) and the log-mel L1 of the collection's features; no adversarial term.
+Yamamoto et al., 2020) and the log-mel L1 of the collection's features; with
+``--adversarial``, also against discriminators (:mod:`utils.models.discriminators`).
 
 Notebook: notebooks/08_vocoders.ipynb
 """
@@ -241,6 +242,9 @@ class MelVocoder(nn.Module):
                         map_location: str | torch.device = "cpu") -> MelVocoder:
         """Rebuild a vocoder from a checkpoint (``weights_only=True``), in eval mode.
 
+        The discriminators of an adversarially trained vocoder are left out: synthesis never
+        needs them.
+
         Notebook: notebooks/08_vocoders.ipynb
 
         Raises:
@@ -248,7 +252,8 @@ class MelVocoder(nn.Module):
                 collection's, or weights that do not fit.
         """
         return rebuild_model(cls, VocoderConfig, path, MODEL_KIND,
-                             map_location=map_location, features=True)
+                             map_location=map_location, features=True,
+                             ignore=("discriminators.",))
 
 
 def multi_resolution_stft_loss(estimate: Tensor, reference: Tensor,

@@ -349,8 +349,9 @@ class MelVQVAE(MelLatentRate, nn.Module):
         """The codec's decoder: indices → log-mel → waveform.
 
         The log-mel becomes a waveform by filterbank inversion and Griffin-Lim (the default),
-        or by a trained vocoder (``vocoder``: a :class:`utils.models.vocoder.MelVocoder`, or
-        anything with ``synthesize(logmel, length)``).
+        or by any other reconstruction (``vocoder``: a string of :mod:`utils.reconstruction`,
+        ``"pghi:32"`` or a checkpoint path, or anything with ``synthesize(logmel, length)``: a
+        :class:`utils.reconstruction.Reconstruction`, a :class:`utils.models.vocoder.MelVocoder`).
 
         Notebook: notebooks/02_vq_vae.ipynb
 
@@ -359,13 +360,18 @@ class MelVQVAE(MelLatentRate, nn.Module):
             length: Output length in samples.
             n_iter: Griffin-Lim iterations (without a vocoder).
             seed: Initial-phase seed (without a vocoder).
-            vocoder: A vocoder, or ``None`` / ``"griffinlim"`` for Griffin-Lim.
+            vocoder: A reconstruction (see above), or ``None`` / ``"griffinlim"`` for
+                Griffin-Lim with ``n_iter`` iterations.
 
         Returns:
             The waveform, float32.
         """
         frames = 1 + length // self.features.hop_length
         L_hat = self.decode_indices(indices.to(self.codebook_device), frames)[0].cpu().numpy()
+        if isinstance(vocoder, str) and vocoder != "griffinlim":
+            from utils.reconstruction import reconstruction
+
+            vocoder = reconstruction(vocoder, option="vocoder")
         if vocoder is not None and vocoder != "griffinlim":
             return vocoder.synthesize(L_hat, length)
         return log_mel_to_audio(L_hat, self.features, n_iter=n_iter, length=length, seed=seed)

@@ -26,6 +26,7 @@ TASKS: dict[str, str] = {
     "prior": "utils.tasks.prior",
     "enhance": "utils.tasks.enhance",
     "vocoder": "utils.tasks.vocoder",
+    "degli": "utils.tasks.degli",
     "wavenet": "utils.tasks.wavenet",
 }
 

@@ -50,6 +50,7 @@ from utils.errors import OptionError
 from utils.metrics import METRICS
 from utils.models.vqvae import MODEL_KIND, MelVQVAE, VQVAEConfig
 from utils.noise import generated_noise, load_noise
+from utils.reconstruction import CLASSICAL_SPEC, reconstruction
 from utils.scoring import (
     Output,
     add_clip_scoring_arguments,
@@ -498,9 +499,12 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="Opus in its default variable-rate mode (--opus-kbps is then a target; "
                         "the bits it sent are reported)")
     p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
-    p.add_argument("--vocoder", default="griffinlim", metavar="CHECKPOINT|griffinlim",
-                   help="how the decoded mel becomes a waveform: a vocoder checkpoint "
-                        "(python -m utils.train vocoder) or Griffin-Lim (the default)")
+    p.add_argument("--vocoder", default="griffinlim", metavar="gl:N|pghi:N|melgl:N|CKPT",
+                   help="how the decoded mel becomes a waveform (utils.reconstruction): "
+                        "griffinlim (the default: --gl-iters of fast Griffin-Lim), gl:N, "
+                        "pghi:N (PGHI's phase + N Griffin-Lim iterations), melgl:N (the same, "
+                        "re-estimating the magnitude from the mel), or a vocoder or Deep "
+                        "Griffin-Lim checkpoint")
 
 
 def _check_eval_options(a: argparse.Namespace) -> list[Path]:
@@ -524,8 +528,9 @@ def _check_eval_options(a: argparse.Namespace) -> list[Path]:
     if vocoder != "griffinlim":
         if a.baseline is not None and a.baseline != "griffinlim":
             raise OptionError("--vocoder", f"does not apply to --baseline {a.baseline}")
-        if not Path(vocoder).is_file():
-            raise OptionError("--vocoder", f"{vocoder}: checkpoint file not found")
+        if not CLASSICAL_SPEC.match(vocoder) and not Path(vocoder).is_file():
+            raise OptionError("--vocoder", f"{vocoder}: expected gl:N, pghi:N, melgl:N or a "
+                                           "checkpoint file, and there is no such file")
     return clip_files(a)
 
 
@@ -549,16 +554,16 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
     info: dict[str, Any] = {}
     counts = None
     vocoder = getattr(a, "vocoder", "griffinlim")
+    spec = f"gl:{a.gl_iters}" if vocoder == "griffinlim" else vocoder
+    rebuild = reconstruction(spec, option="--vocoder", map_location=str(device))
     if vocoder != "griffinlim":
-        from utils.models.vocoder import MelVocoder
-
-        vocoder = MelVocoder.from_checkpoint(vocoder, map_location=device)
-        info["vocoder"] = Path(os.path.relpath(a.vocoder)).as_posix()
+        info["vocoder"] = (vocoder if CLASSICAL_SPEC.match(vocoder)
+                           else Path(os.path.relpath(vocoder)).as_posix())
     if a.baseline == "griffinlim" and vocoder != "griffinlim":
-        system, bitrate = "vocoder on the true mel", None
+        system, bitrate = f"{rebuild.name} on the true mel", None
 
         def rec(y: np.ndarray) -> np.ndarray:
-            return vocoder.synthesize(log_mel(y), len(y))
+            return rebuild(log_mel(y), len(y))
     elif a.baseline == "griffinlim":
         system, bitrate = f"Griffin-Lim {a.gl_iters} it. on the true mel", None
 
@@ -594,7 +599,7 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
             depth = model.config.num_quantizers
         bitrate = model.bitrate_bps(depth)
         system = f"mel VQ-VAE, {depth} stage(s)" + (
-            ", vocoder" if vocoder != "griffinlim" else "")
+            f", {rebuild.name}" if vocoder != "griffinlim" else "")
         info["depth"] = depth
         counts = torch.zeros(depth, model.config.num_codes)
         bits_per_index = math.log2(model.config.num_codes)
@@ -608,7 +613,7 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
 
             def decode(d: int) -> Output:
                 audio = model.decode_audio(idx[..., :d], len(y), n_iter=a.gl_iters,
-                                           vocoder=vocoder)
+                                           vocoder=None if vocoder == "griffinlim" else rebuild)
                 return Output(audio, bits=idx[..., :d].numel() * bits_per_index, delay=0)
 
             if ladder is None:

@@ -6,6 +6,14 @@ computed in torch), the target the waveform itself; loss = multi-resolution STFT
 ``mel_weight`` × log-mel L1 of the resynthesis. Validation: log-mel L1 and the STFT loss on
 whole validation clips; ``best.pt`` has the lowest log-mel L1.
 
+Adversarial fine-tuning (``--adversarial mpd|mrd|both --init data/pretrained/vocoder.pt``): the
+vocoder starts from a trained checkpoint and trains against discriminators
+(:mod:`utils.models.discriminators`) attached to it as ``model.discriminators``; one optimizer
+steps both at once (simultaneous gradient descent): the discriminators' loss sees the generated
+audio detached, and the generator's adversarial and feature-matching losses see the
+discriminators' weights detached (``torch.func.functional_call``), so each loss moves only its
+own side. ``--adversarial none --init ...`` is the control: the same steps without them.
+
 Evaluation (``python -m utils.evaluate vocoder CHECKPOINT DATA_DIR [--json]``): each clip is
 resynthesised from its true log-mel and scored like the codec (``utils.scoring.score_files``,
 delay 0: the vocoder is in time by construction), so the numbers sit next to Griffin-Lim's
@@ -24,19 +32,30 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from utils import scoring
 from utils.audio import FEATURES, log_mel
 from utils.errors import OptionError
+from utils.models.discriminators import (
+    Discriminators,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
 from utils.models.vocoder import MODEL_KIND, MelVocoder, VocoderConfig, multi_resolution_stft_loss
 from utils.tasks import codec as codec_task
 from utils.training import Task, TrainConfig, override, train
 
-__all__ = ["SUMMARY", "TRAIN_DEFAULTS", "VocoderTask", "make_wave_batch", "add_train_arguments",
-           "train_command", "add_eval_arguments", "evaluate_command"]
+__all__ = ["SUMMARY", "TRAIN_DEFAULTS", "ADVERSARIAL", "VocoderTask", "make_wave_batch",
+           "add_train_arguments", "train_command", "add_eval_arguments", "evaluate_command"]
 
 #: One line for ``--help``.
 SUMMARY = "phase-aware mel vocoder: log-mel → complex STFT → waveform (vs Griffin-Lim)"
+
+#: ``--adversarial`` → the discriminator families it trains against.
+ADVERSARIAL: dict[str, tuple[str, ...]] = {"none": (), "mpd": ("mpd",), "mrd": ("mrd",),
+                                           "both": ("mpd", "mrd")}
 
 #: The vocoder's defaults of the shared training settings.
 TRAIN_DEFAULTS = dict(steps=6000, batch_size=16, lr=1e-3, weight_decay=1e-4, warmup=200,
@@ -87,14 +106,24 @@ class VocoderTask(Task):
     best_mode = "min"
 
     def __init__(self, data: Sequence[str | Path], config: VocoderConfig | None = None, *,
-                 crop_frames: int = 64, mel_weight: float = 2.5) -> None:
+                 crop_frames: int = 64, mel_weight: float = 2.5, adversarial: str = "none",
+                 init: str | None = None, adv_weight: float = 0.3,
+                 fm_weight: float = 10.0) -> None:
         missing = [str(d) for d in data if not Path(d).is_dir()]
         if not data or missing:
             raise OptionError("--data", f"no such folder: {', '.join(missing) or '(none given)'}")
         if crop_frames < 8:
             raise OptionError("--crop-frames", f"must be at least 8, got {crop_frames}")
-        if mel_weight < 0:
-            raise OptionError("--mel-weight", f"must be non-negative, got {mel_weight}")
+        for flag, value in (("--mel-weight", mel_weight), ("--adv-weight", adv_weight),
+                            ("--fm-weight", fm_weight)):
+            if not np.isfinite(value) or value < 0:
+                raise OptionError(flag, f"must be finite and non-negative, got {value}")
+        if adversarial not in ADVERSARIAL:
+            raise OptionError("--adversarial", f"must be one of {tuple(ADVERSARIAL)}")
+        if init is not None and not Path(init).is_file():
+            raise OptionError("--init", f"{init}: checkpoint file not found")
+        self.adversarial, self.init = adversarial, init
+        self.adv_weight, self.fm_weight = adv_weight, fm_weight
         self.config = config or VocoderConfig()
         self.data = [str(d) for d in data]
         self.crop_frames = crop_frames
@@ -111,7 +140,15 @@ class VocoderTask(Task):
         return report + vreport
 
     def build_model(self) -> MelVocoder:  # noqa: D102
-        return MelVocoder(self.config)
+        model = MelVocoder(self.config)
+        if self.init is not None:
+            start = MelVocoder.from_checkpoint(self.init)
+            if start.config != self.config:
+                raise OptionError("--init", f"{self.init}: its settings differ from --set's")
+            model.load_state_dict(start.state_dict())
+        if self.adversarial != "none":
+            model.discriminators = Discriminators(ADVERSARIAL[self.adversarial])
+        return model
 
     def batch(self, step: int, *, seed: int, batch_size: int, rank: int = 0,
               world: int = 1) -> tuple[Tensor, Tensor]:  # noqa: D102
@@ -124,7 +161,20 @@ class VocoderTask(Task):
         y_hat = model(x, y.shape[-1])
         stft_loss, parts = multi_resolution_stft_loss(y_hat, y)
         mel_l1 = (codec_task.torch_log_mel(y_hat)[..., : x.shape[-1]] - x).abs().mean()
-        return stft_loss + self.mel_weight * mel_l1, {**parts, "mel_l1": float(mel_l1.detach())}
+        total = stft_loss + self.mel_weight * mel_l1
+        stats = {**parts, "mel_l1": float(mel_l1.detach())}
+        D = getattr(getattr(model, "module", model), "discriminators", None)
+        if D is None:
+            return total, stats
+        real = D(y)
+        d_loss = discriminator_loss(real, D(y_hat.detach()))     # moves the discriminators
+        frozen = {**{k: v.detach() for k, v in D.named_parameters()}, **dict(D.named_buffers())}
+        fake = functional_call(D, frozen, (y_hat,))               # moves the generator only
+        adv = generator_adversarial_loss(fake)
+        fm = feature_matching_loss(real, fake)
+        total = total + self.adv_weight * adv + self.fm_weight * fm + d_loss
+        return total, {**stats, "adv": float(adv.detach()), "fm": float(fm.detach()),
+                       "d_loss": float(d_loss.detach())}
 
     @torch.no_grad()
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, Any]:  # noqa: D102
@@ -146,7 +196,9 @@ class VocoderTask(Task):
 
     def checkpoint(self, model: nn.Module) -> dict[str, Any]:  # noqa: D102
         return model.checkpoint(task=self.name, data=self.data, crop_frames=self.crop_frames,
-                                mel_weight=self.mel_weight)
+                                mel_weight=self.mel_weight, adversarial=self.adversarial,
+                                init=self.init, adv_weight=self.adv_weight,
+                                fm_weight=self.fm_weight)
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,6 +217,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mel-weight", type=float, default=2.5, help="weight of the log-mel L1")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model hyper-parameter, e.g. --set head=complex --set channels=128")
+    p.add_argument("--adversarial", choices=list(ADVERSARIAL), default="none",
+                   help="train against discriminators: multi-period (mpd), multi-resolution "
+                        "(mrd) or both, with feature matching")
+    p.add_argument("--init", default=None, metavar="CHECKPOINT",
+                   help="start from this vocoder's weights (fine-tuning)")
+    p.add_argument("--adv-weight", type=float, default=0.3,
+                   help="weight of the generator's adversarial loss")
+    p.add_argument("--fm-weight", type=float, default=10.0,
+                   help="weight of the feature-matching loss")
 
 
 def train_command(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
@@ -177,7 +238,8 @@ def train_command(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
     """
     config = override(VocoderConfig(), args.set)
     task = VocoderTask(args.data, config, crop_frames=args.crop_frames,
-                       mel_weight=args.mel_weight)
+                       mel_weight=args.mel_weight, adversarial=args.adversarial, init=args.init,
+                       adv_weight=args.adv_weight, fm_weight=args.fm_weight)
     return train(task, cfg).last
 
 
