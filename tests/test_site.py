@@ -170,7 +170,8 @@ def test_a_failing_notebook_is_reported_and_the_others_still_built(tmp_path, cap
     assert "<math" in page and "<audio" in page and "<script" not in page
     index = (out / "index.html").read_text()
     assert 'href="01_ok.html"' in index and "not built" in index and "boom" in index
-    assert not list(out.glob(".*.tmp")) and not (out / "02_bad.html").exists()
+    assert not list(out.glob(".*.tmp")) and not list(out.glob(".*.partial"))
+    assert not (out / "02_bad.html").exists()
 
 
 # --------------------------------------------------------------------------------------------

@@ -155,10 +155,10 @@ def test_stale_temps_are_removed_a_finished_run_is_not_overwritten_and_resume_is
         speech, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    (out / ".last.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    (out / ".last.pt.abc12345.partial").write_bytes(b"half a checkpoint")
     task = codec.CodecTask([speech], TINY, crop_frames=16)
     train(task, _cfg(out, steps=4))
-    assert not list(out.glob(".*.tmp"))
+    assert not list(out.glob(".*.partial"))
     with pytest.raises(OptionError, match="holds a run already"):
         train(task, _cfg(out, steps=4))
     train(task, _cfg(out, steps=6, resume=True))

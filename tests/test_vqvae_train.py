@@ -100,7 +100,7 @@ def test_checkpoint_roundtrip_and_refusals(tmp_path):
     m2 = MelVQVAE.from_checkpoint(p)
     for k, v in m.state_dict().items():
         assert torch.equal(v, m2.state_dict()[k]), k
-    assert not list(tmp_path.glob(".*tmp"))
+    assert not list(tmp_path.glob(".*tmp")) and not list(tmp_path.glob(".*.partial"))
 
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"\x00not a checkpoint" * 10)

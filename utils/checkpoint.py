@@ -9,14 +9,25 @@ so it loads with ``torch.load(..., weights_only=True)`` (no pickled code runs). 
 not a checkpoint, is truncated, belongs to another model kind or to a newer format raises
 :class:`CheckpointError` naming the file and the reason.
 
+Every checkpoint written by :func:`model_checkpoint` or :func:`save_atomic` carries
+``weights_sha256`` (:func:`weights_sha256`), which :func:`load_checkpoint` verifies: weights
+whose bytes changed on disk are refused instead of silently producing wrong audio. An older
+checkpoint without it still loads, with an :class:`UnverifiedCheckpointWarning`; add the hash
+with ``python -m utils.checkpoint --add-hash FILE...`` (:func:`add_weights_hash`).
+
 Notebook: notebooks/02_vq_vae.ipynb
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import os
+import re
+import sys
 import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +38,9 @@ from utils.errors import OptionError, ProjectError
 __all__ = [
     "FORMAT_VERSION",
     "CheckpointError",
+    "UnverifiedCheckpointWarning",
+    "weights_sha256",
+    "add_weights_hash",
     "save_atomic",
     "save_atomic_bytes",
     "load_checkpoint",
@@ -47,7 +61,50 @@ class CheckpointError(ProjectError):
     """
 
 
-_TEMP_GLOB = ".*.tmp"
+class UnverifiedCheckpointWarning(UserWarning):
+    """Warned (once per file) when a checkpoint carries no ``weights_sha256`` to verify.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+    """
+
+
+#: Suffix of the temporary files that :func:`_write_atomic` (and :func:`writable_folder`'s
+#: probe) create: ``.<target name>.<8 random characters>.partial``.
+_TEMP_SUFFIX = ".partial"
+#: Exactly the names of those temporary files (``tempfile.mkstemp``'s 8 random characters).
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.partial")
+
+
+def weights_sha256(state: Mapping[str, Any]) -> str:
+    """SHA-256 of a model's weights: what ``weights_sha256`` of a checkpoint holds.
+
+    Over the entries in sorted key order: each key, its tensor's dtype and shape, then the
+    tensor's raw bytes (``.detach().cpu().contiguous()``; complex, half and bfloat16 tensors
+    included, as stored). A value that is not a tensor (a module's extra state) enters by its
+    type and ``repr``. The hash depends on the values only, not on the device or the layout.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        state: A state dict (``model.state_dict()`` or a checkpoint's ``"model"``).
+
+    Returns:
+        The hexadecimal digest.
+    """
+    h = hashlib.sha256(b"weights_sha256 v1\0")
+    for key in sorted(state, key=str):
+        value = state[key]
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().resolve_conj().resolve_neg().contiguous()
+            h.update(f"{key}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+        else:
+            h.update(f"{key}\0{type(value).__name__}\0{value!r}\0".encode())
+    return h.hexdigest()
+
+
+#: Files already warned about by :func:`load_checkpoint` (each warns once per process).
+_WARNED_UNVERIFIED: set[str] = set()
 
 
 def writable_folder(path: str | os.PathLike, option: str = "--out") -> Path:
@@ -74,7 +131,7 @@ def writable_folder(path: str | os.PathLike, option: str = "--out") -> Path:
         raise OptionError(option, f"{path} exists and is not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=".tmp", dir=path)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=_TEMP_SUFFIX, dir=path)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(b"\0" * 4096)
@@ -90,30 +147,40 @@ def writable_folder(path: str | os.PathLike, option: str = "--out") -> Path:
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     """Delete temporary files left in ``folder`` by a save that was killed half-way.
 
-    :func:`save_atomic` writes ``.<name>.<random>.tmp`` next to the destination and renames it;
-    a process killed during the write leaves that file behind. Call this at the start of a run
-    (one process only).
+    :func:`save_atomic` writes ``.<name>.<8 random characters>.partial`` next to the
+    destination and renames it; a process killed during the write leaves that file behind.
+    Only files named exactly so are removed: a user's own hidden files (``.notes.tmp``) stay.
+    Call this at the start of a run, holding the run folder's lock (one process only), so that
+    no other save is under way in the folder.
 
     Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        folder: The folder to clean.
 
     Returns:
         The files removed.
     """
     removed = []
-    for tmp in Path(folder).glob(_TEMP_GLOB):
-        if tmp.is_file():
+    for tmp in sorted(Path(folder).glob(f".*{_TEMP_SUFFIX}")):
+        if _TEMP_NAME.fullmatch(tmp.name) and tmp.is_file() and not tmp.is_symlink():
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
 
 
 def _write_atomic(path: str | os.PathLike, write: Callable[[Any], None]) -> Path:
-    """Write through ``write(file)`` into a temporary file in the same folder, then rename."""
+    """Write through ``write(file)`` into a temporary file in the same folder, then rename.
+
+    The temporary file is ``.<name>.<random>.partial`` (what :func:`remove_stale_temps`
+    removes). On any failure it is removed and the previous file at ``path`` is left as it was.
+    """
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX,
+                                   dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -126,7 +193,9 @@ def _write_atomic(path: str | os.PathLike, write: Callable[[Any], None]) -> Path
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise CheckpointError(path, f"cannot be written ({reason})") from None
+        kept = (f"the previous {path.name} was kept unchanged" if path.exists()
+                else "nothing was written")
+        raise CheckpointError(path, f"cannot be written ({reason}); {kept}") from None
     except BaseException:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -137,7 +206,9 @@ def _write_atomic(path: str | os.PathLike, write: Callable[[Any], None]) -> Path
 def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
     """Save with ``torch.save`` to a temporary file in the same folder, then rename.
 
-    A crash or a full disk during the save leaves the previous checkpoint intact.
+    A crash or a full disk during the save leaves the previous checkpoint intact. A checkpoint
+    of this project (a dict with ``kind`` and a ``model`` dict) that has no ``weights_sha256``
+    yet gets it here (:func:`weights_sha256`), so every checkpoint written is verifiable.
 
     Notebook: notebooks/02_vq_vae.ipynb
 
@@ -147,7 +218,14 @@ def save_atomic(obj: dict[str, Any], path: str | os.PathLike) -> Path:
 
     Returns:
         The destination path.
+
+    Raises:
+        CheckpointError: The file cannot be written (a full disk, ...): naming it; the previous
+            file is kept and no temporary file is left.
     """
+    if isinstance(obj, dict) and "kind" in obj and isinstance(obj.get("model"), Mapping) \
+            and "weights_sha256" not in obj:
+        obj = {**obj, "weights_sha256": weights_sha256(obj["model"])}
     return _write_atomic(path, lambda f: torch.save(obj, f))
 
 
@@ -186,7 +264,12 @@ def load_checkpoint(
 
     Raises:
         CheckpointError: Missing, unreadable, not a checkpoint of ours (no kind, model or
-            format version), another kind, or a newer format version.
+            format version), another kind, a newer format version, or weights whose SHA-256
+            does not match the stored ``weights_sha256`` (corrupted on disk).
+
+    Warns:
+        UnverifiedCheckpointWarning: The checkpoint has no ``weights_sha256`` (written before
+            the hash existed), once per file.
     """
     path = Path(path)
     if not path.is_file():
@@ -207,14 +290,70 @@ def load_checkpoint(
         )
     if kind is not None and ckpt["kind"] != kind:
         raise CheckpointError(path, f"is a {ckpt['kind']!r} checkpoint, expected {kind!r}")
+    _verify_weights(path, ckpt)
     return ckpt
+
+
+def _verify_weights(path: Path, ckpt: dict[str, Any]) -> None:
+    """Refuse weights whose hash differs from the stored one; warn once when there is none."""
+    stored = ckpt.get("weights_sha256")
+    if stored is None:
+        key = str(path.resolve())
+        if key not in _WARNED_UNVERIFIED:
+            _WARNED_UNVERIFIED.add(key)
+            warnings.warn(f"{path}: this checkpoint carries no weights hash (weights_sha256), so "
+                          "corrupted weights cannot be detected; add one with `python -m "
+                          f"utils.checkpoint --add-hash {path}`", UnverifiedCheckpointWarning,
+                          stacklevel=3)
+        return
+    if not isinstance(ckpt["model"], Mapping):
+        raise CheckpointError(path, "weights corrupted: 'model' is not a dict of tensors")
+    actual = weights_sha256(ckpt["model"])
+    if stored != actual:
+        raise CheckpointError(path, f"weights corrupted: their SHA-256 hash does not match the "
+                                    f"stored one (stored {str(stored)[:12]}…, the weights hash "
+                                    f"to {actual[:12]}…); use another copy of this file")
+
+
+def add_weights_hash(path: str | os.PathLike) -> str | None:
+    """Add ``weights_sha256`` to a checkpoint written before it existed (weights unchanged).
+
+    The file is verified if it has a hash already (and then left alone), otherwise rewritten
+    atomically with the hash added; its permission bits are kept.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        path: Checkpoint file.
+
+    Returns:
+        The digest added, or ``None`` when the file carried a valid hash already.
+
+    Raises:
+        CheckpointError: Not a loadable checkpoint of this project, corrupted weights (a
+            stored hash that does not match), or the file cannot be rewritten.
+    """
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnverifiedCheckpointWarning)
+        ckpt = load_checkpoint(path)
+    if "weights_sha256" in ckpt:
+        return None
+    if not isinstance(ckpt["model"], Mapping):
+        raise CheckpointError(path, "'model' is not a dict of tensors: nothing to hash")
+    mode = path.stat().st_mode & 0o7777
+    digest = weights_sha256(ckpt["model"])
+    save_atomic({**ckpt, "weights_sha256": digest}, path)
+    os.chmod(path, mode)
+    return digest
 
 
 def model_checkpoint(model: torch.nn.Module, kind: str, **extra: Any) -> dict[str, Any]:
     """The checkpoint dict of a model with a ``config`` dataclass (and maybe ``features``).
 
     ``kind``, ``format_version``, ``config`` (the dataclass as a dict), ``features`` when the
-    model has them, the weights under ``model``, plus ``extra``.
+    model has them, the weights under ``model`` and their ``weights_sha256``
+    (:func:`weights_sha256`, verified by :func:`load_checkpoint`), plus ``extra``.
 
     Notebook: notebooks/02_vq_vae.ipynb
     """
@@ -224,7 +363,8 @@ def model_checkpoint(model: torch.nn.Module, kind: str, **extra: Any) -> dict[st
                            "config": asdict(model.config)}
     if hasattr(model, "features"):
         out["features"] = asdict(model.features)
-    return {**out, "model": model.state_dict(), **extra}
+    state = model.state_dict()
+    return {**out, "model": state, "weights_sha256": weights_sha256(state), **extra}
 
 
 def rebuild_model(cls: type, config_cls: type, path: str | os.PathLike, kind: str, *,
@@ -269,3 +409,42 @@ def rebuild_model(cls: type, config_cls: type, path: str | os.PathLike, kind: st
     except (TypeError, ValueError, RuntimeError, KeyError, OptionError) as exc:
         raise CheckpointError(path, f"weights do not fit this model ({exc})") from None
     return model.to(map_location).eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m utils.checkpoint --add-hash FILE...``: add ``weights_sha256`` to checkpoints.
+
+    Prints one line per file (hash added, valid already, or the reason it was refused) and
+    exits with status 2 when any file was refused.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        argv: The arguments (``None``: the command line's).
+
+    Returns:
+        The exit status.
+    """
+    p = argparse.ArgumentParser(prog="python -m utils.checkpoint",
+                                description="Checkpoint maintenance.")
+    p.add_argument("--add-hash", nargs="+", required=True, metavar="FILE",
+                   help="rewrite each checkpoint atomically with the SHA-256 of its weights "
+                        "(weights unchanged; a file that has a valid hash is left alone)")
+    args = p.parse_args(argv)
+    status = 0
+    for name in args.add_hash:
+        try:
+            digest = add_weights_hash(name)
+        except ProjectError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        if digest is None:
+            print(f"{name}: has a valid weights hash already; left unchanged")
+        else:
+            print(f"{name}: weights hash added (sha256 {digest})")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,6 +9,10 @@ one clear line instead of a traceback from deep inside a library:
 * :class:`utils.audio.AudioError`: an audio file that cannot be used;
 * :class:`utils.checkpoint.CheckpointError`: a checkpoint that cannot be used.
 
+A training stopped by Ctrl-C is not a refusal: :class:`TrainingInterrupted` is a
+``KeyboardInterrupt`` (so it still stops every loop above it) that says where the run's state
+was saved and how to continue; ``python -m utils.train`` prints it and exits with status 130.
+
 Notebook: notebooks/02_vq_vae.ipynb
 """
 
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["ProjectError", "OptionError"]
+__all__ = ["ProjectError", "OptionError", "TrainingInterrupted"]
 
 
 class ProjectError(Exception):
@@ -40,3 +44,24 @@ class OptionError(ProjectError, ValueError):
 
     Notebook: notebooks/02_vq_vae.ipynb
     """
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """A training stopped by Ctrl-C, after its state was saved (or not: the message says).
+
+    A ``KeyboardInterrupt``, not an ``Exception``: code that catches errors to go on with the
+    next item does not swallow the user's Ctrl-C.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Attributes:
+        path: The checkpoint that holds the state to resume from (``RUN/last.pt``).
+        step: The last completed step.
+        reason: The one-line message.
+    """
+
+    def __init__(self, path: str | os.PathLike, step: int, reason: str) -> None:
+        self.path = str(path)
+        self.step = step
+        self.reason = reason
+        super().__init__(reason)

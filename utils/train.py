@@ -5,7 +5,9 @@ exact resume, atomic ``last.pt`` / ``best.pt``, a JSON-lines log, ``--max-minute
 ``--device auto|cpu|cuda``, DDP under ``torchrun --nproc_per_node N -m utils.train TASK ...``).
 The shared options come first in ``--help``, then the task's own. Every option is checked
 before any data loads; a refusal prints one line ``error: <option or file>: <reason>`` and
-exits with status 2. The last line printed is one JSON object: the final log record.
+exits with status 2. Ctrl-C saves ``RUN/last.pt`` for the last completed step, prints one line
+saying how to continue (``--resume``) and exits with status 130. The last line printed is one
+JSON object: the final log record.
 
 Examples::
 
@@ -24,7 +26,7 @@ import os
 import sys
 
 from utils import tasks
-from utils.errors import ProjectError
+from utils.errors import ProjectError, TrainingInterrupted
 from utils.training import TrainConfig
 
 __all__ = ["build_parser", "config_from_args", "main"]
@@ -106,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m utils.train``.
 
     Notebook: notebooks/02_vq_vae.ipynb
+
+    Args:
+        argv: The arguments (``None``: the command line's).
+
+    Returns:
+        The exit status: 0, 2 for a refusal, 130 for Ctrl-C (as a shell reports SIGINT).
     """
     args = build_parser().parse_args(argv)
     module = tasks.get(args.task)
@@ -114,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     except ProjectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as exc:  # Ctrl-C in the loop: last.pt saved
+        print(exc.reason, file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # Ctrl-C before or after the loop (loading data, exporting)
+        print("interrupted", file=sys.stderr)
+        return 130
     if int(os.environ.get("RANK", 0)) == 0:
         print(tasks.json_line(record))
     return 0

@@ -6,8 +6,9 @@ returns metrics and which metric picks the best checkpoint. :func:`train` owns e
 else, once, and reads top to bottom like the story of a run:
 
 1. **check** every option before anything loads (a bad value fails in a second, not after
-   the data has loaded), and the output folder (writable; temporary files of a killed save
-   removed);
+   the data has loaded), and the output folder (writable; locked by ``train.lock`` against a
+   second training into it; temporary files of a killed save removed; a run already there is
+   never overwritten);
 2. **processes and device**: one process, or several under ``torchrun`` (gloo on CPU, nccl
    on CUDA); ``--device auto`` is CUDA when present;
 3. **data**: the task loads its clips (bad files are skipped and reported);
@@ -18,11 +19,13 @@ else, once, and reads top to bottom like the story of a run:
    that ran through (same thread count: floating-point sums depend on it);
 6. **the loop**: batch → loss → backward → clip → step; a JSON line per ``log_every`` steps;
    validation every ``val_every`` steps keeps the best weights in ``best.pt``; ``last.pt`` is
-   saved atomically every ``save_every`` steps and when ``max_minutes`` is up;
+   saved atomically every ``save_every`` steps, when ``max_minutes`` is up and on Ctrl-C (the
+   last completed step; :class:`~utils.errors.TrainingInterrupted`);
 7. **finish**: the last record, the run folder, the trained model.
 
 Checkpoints are plain dicts (``kind``, ``format_version``, the model's configuration dataclass,
-weights, and for ``last.pt`` the training state) that load with ``weights_only=True``.
+weights and their SHA-256, and for ``last.pt`` the training state) that load with
+``weights_only=True``; a resume verifies the weights' hash and refuses other ``--data``.
 
 Notebook: notebooks/02_vq_vae.ipynb
 """
@@ -34,8 +37,14 @@ import dataclasses
 import functools
 import json
 import math
+import os
+import signal
+import socket
 import sys
+import threading
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,8 +53,14 @@ import torch
 from torch import Tensor, nn
 
 from utils import distributed
-from utils.checkpoint import load_checkpoint, remove_stale_temps, save_atomic, writable_folder
-from utils.errors import OptionError
+from utils.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    remove_stale_temps,
+    save_atomic,
+    writable_folder,
+)
+from utils.errors import OptionError, ProjectError, TrainingInterrupted
 
 __all__ = [
     "TrainConfig",
@@ -53,6 +68,8 @@ __all__ = [
     "TrainResult",
     "warmup_cosine",
     "override",
+    "RunLock",
+    "LOCK_NAME",
     "train",
 ]
 
@@ -348,8 +365,228 @@ def _say(procs: distributed.Processes, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
+
+# --------------------------------------------------------------------------------------------
+# One training per run folder
+# --------------------------------------------------------------------------------------------
+
+#: The lock file that a training holds in its run folder while it runs.
+LOCK_NAME = "train.lock"
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (Linux: clock ticks since boot), to tell a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _owner_alive(info: dict[str, Any]) -> bool | None:
+    """Whether the process that wrote a lock still runs: ``None`` when it cannot be known."""
+    if os.name != "posix" or info.get("host") != socket.gethostname():
+        return None
+    pid = info.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # runs, as another user
+        pass
+    started = info.get("process_start")
+    return not (started is not None and _process_start(pid) not in (None, started))
+
+
+class RunLock:
+    """The lock of a run folder: ``RUN/train.lock`` holds the owner's pid and host name.
+
+    Created atomically (``O_CREAT | O_EXCL``) before anything is written in the folder, removed
+    when the run ends (normally, by an error or by Ctrl-C). A second training into a folder
+    whose owner still runs is refused; a lock whose owner no longer runs on this host (a run
+    that was killed) is taken over, with a message.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Attributes:
+        path: The lock file.
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.path = Path(folder) / LOCK_NAME
+        self._token = uuid.uuid4().hex
+        self._held = False
+
+    def _read(self) -> tuple[dict[str, Any] | None, str]:
+        """The lock's content (``None`` when unreadable) and its text; waits out a half-written
+        lock (the owner writes its pid just after creating the file)."""
+        text = ""
+        for _ in range(10):
+            try:
+                text = self.path.read_text()
+            except FileNotFoundError:
+                return {}, ""
+            except OSError:
+                text = ""
+            try:
+                info = json.loads(text)
+                if isinstance(info, dict):
+                    return info, text
+            except ValueError:
+                pass
+            time.sleep(0.1)
+        return None, text
+
+    def acquire(self, say: Callable[[str], None] = print) -> RunLock:
+        """Take the lock, or refuse.
+
+        Args:
+            say: Where the one-line message of a taken-over stale lock goes.
+
+        Returns:
+            This lock, held.
+
+        Raises:
+            OptionError: Another training, still running (or on another host, so that it
+                cannot be checked), holds the folder: naming the folder and the owner's pid.
+            ProjectError: The lock file cannot be created.
+        """
+        folder = self.path.parent
+        for _ in range(5):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise ProjectError(self.path, f"cannot create the run's lock file "
+                                              f"({exc.strerror or exc})") from None
+            else:
+                info = {"pid": os.getpid(), "host": socket.gethostname(),
+                        "process_start": _process_start(os.getpid()),
+                        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "token": self._token}
+                with os.fdopen(fd, "w") as f:
+                    f.write(json.dumps(info))
+                self._held = True
+                return self
+            info, text = self._read()
+            if info == {}:  # removed meanwhile: try again
+                continue
+            if info is None:  # not a lock of ours, or its owner died while creating it
+                age = time.time() - self.path.stat().st_mtime if self.path.exists() else 0.0
+                if age < 10:
+                    raise OptionError("--out", f"{folder} is being claimed by another training "
+                                               f"({self.path} is being written); try again")
+                owner, alive = "an unreadable lock", False
+            else:
+                owner = f"pid {info.get('pid')} on {info.get('host')}"
+                alive = _owner_alive(info)
+            if alive is None:
+                raise OptionError("--out", f"{folder} is in use by another training ({owner}, "
+                                           f"since {info.get('started', '?')}), which cannot be "
+                                           f"checked from this host; if it has ended, delete "
+                                           f"{self.path}")
+            if alive:
+                raise OptionError("--out", f"{folder} is in use by another training ({owner}, "
+                                           f"since {info.get('started', '?')}): wait for it to "
+                                           "end, or choose another folder")
+            try:  # stale: remove it, unless another process replaced it meanwhile
+                if self.path.read_text() == text:
+                    self.path.unlink()
+            except FileNotFoundError:
+                pass
+            say(f"took over {self.path}: its owner ({owner}) no longer runs")
+        raise OptionError("--out", f"{folder}: cannot take {self.path} (other trainings keep "
+                                   "claiming it)")
+
+    def release(self) -> None:
+        """Remove the lock if this object still holds it."""
+        if not self._held:
+            return
+        self._held = False
+        with contextlib.suppress(OSError):
+            info = json.loads(self.path.read_text())
+            if isinstance(info, dict) and info.get("token") == self._token:
+                self.path.unlink()
+
+
+@contextlib.contextmanager
+def _interrupt_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C back until the block (the optimizer's update) is done, so that the saved
+    state is never half-updated. Only where Python's own SIGINT handler is installed."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _existing_run(out: Path, resume: bool) -> None:
+    """Refuse a folder whose run would be overwritten (or cannot be resumed)."""
+    last, best = out / "last.pt", out / "best.pt"
+    found = [p.name for p in (last, best, out / "log.jsonl") if p.exists()]
+    if resume:
+        if not last.exists() and best.exists():
+            raise OptionError("--resume", f"{out} has no {last.name} to resume from, and "
+                                          f"starting over would overwrite {best}: choose "
+                                          f"another folder, or move {best.name} away first")
+        return
+    if last.exists():
+        raise OptionError("--out", f"{out} holds a run already ({', '.join(found)}): pass "
+                                   "--resume to continue it, or choose another folder")
+    if best.exists():
+        raise OptionError("--out", f"{out} holds a run already ({', '.join(found)}) that cannot "
+                                   f"be resumed (no {last.name}), and a new run would "
+                                   f"overwrite {best.name}: choose another folder, or move "
+                                   "its files away")
+    if found:
+        raise OptionError("--out", f"{out} holds a run already ({', '.join(found)}, no "
+                                   "checkpoint): pass --resume to start it over in this folder "
+                                   "(appending to its log), or choose another folder")
+
+
+def _as_strings(value: Any) -> list[str]:
+    return [str(value)] if isinstance(value, (str, Path)) else [str(v) for v in value]
+
+
+def _same_inputs(task: Task, ckpt: dict[str, Any], last: Path) -> None:
+    """Refuse a resume whose ``--data`` (or augmentation) differs from the run's."""
+    if ckpt.get("data") is not None and getattr(task, "data", None) is not None:
+        before, now = _as_strings(ckpt["data"]), _as_strings(task.data)
+        if before != now:
+            raise OptionError("--resume", f"{last}: started with --data {' '.join(before)}, now "
+                                          f"{' '.join(now)}")
+    if "augment" in ckpt and hasattr(task, "augment"):
+        now = task.augment
+        if dataclasses.is_dataclass(now) and not isinstance(now, type):
+            now = asdict(now)
+        if ckpt["augment"] != now:
+            def describe(augment: Any) -> str:
+                return "no augmentation" if augment is None else f"augmentation {augment}"
+
+            raise OptionError("--resume", f"{last}: started with {describe(ckpt['augment'])}, "
+                                          f"now {describe(now)}")
+
+
+# --------------------------------------------------------------------------------------------
+# The run itself
+# --------------------------------------------------------------------------------------------
+
+
 def train(task: Task, cfg: TrainConfig) -> TrainResult:
     """Train (or resume) one model of ``task`` with the settings ``cfg``.
+
+    The run folder is locked (``RUN/train.lock``) for the whole run. Ctrl-C saves ``last.pt``
+    for the last completed step and raises :class:`~utils.errors.TrainingInterrupted`; a
+    resume from it ends with the same weights as a run that was never interrupted.
 
     Notebook: notebooks/02_vq_vae.ipynb
 
@@ -362,28 +599,44 @@ def train(task: Task, cfg: TrainConfig) -> TrainResult:
 
     Raises:
         OptionError: An option that cannot work here (``--amp`` without CUDA, an output folder
-            holding a run without ``--resume``, settings that differ from the resumed run).
-        ProjectError: Unwritable output folder, unusable checkpoint.
+            holding a run without ``--resume``, a folder another training is using, settings
+            or ``--data`` that differ from the resumed run).
+        ProjectError: Unwritable output folder, unusable or corrupted checkpoint, a checkpoint
+            that cannot be written (full disk: the previous one is kept).
         FloatingPointError: The loss became NaN or infinite (``last.pt`` holds the last good
             state).
+        TrainingInterrupted: Ctrl-C; ``last.pt`` holds the last completed step.
     """
-    from tqdm.auto import tqdm
-
     # ---- 1. Check what can be checked before anything loads ---------------------------------
     procs = distributed.setup(cfg.device)
     if cfg.amp and procs.device.type != "cuda":
         raise OptionError("--amp", "mixed precision needs a CUDA device")
     out = Path(cfg.out)
-    last, best = out / "last.pt", out / "best.pt"
+    lock = None
     if procs.is_main:
         writable_folder(out)
-        for tmp in remove_stale_temps(out):
-            _say(procs, f"removed {tmp.name}, left by a save that was interrupted")
-        if last.exists() and not cfg.resume:
-            raise OptionError("--out", f"{out} holds a run already ({last.name}): pass --resume "
-                                       "to continue it, or choose another folder")
+        lock = RunLock(out).acquire(lambda text: _say(procs, text))
+    try:
+        if procs.is_main:
+            for tmp in remove_stale_temps(out):
+                _say(procs, f"removed {tmp.name}, left by a save that was interrupted")
+            _existing_run(out, cfg.resume)
+        return _run(task, cfg, procs, out)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(task: Task, cfg: TrainConfig, procs: distributed.Processes, out: Path) -> TrainResult:
+    """Steps 2 to 6 of :func:`train`, in a locked and checked run folder."""
+    from tqdm.auto import tqdm
+
+    last, best = out / "last.pt", out / "best.pt"
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    ckpt = load_checkpoint(last, task.kind) if cfg.resume and last.exists() else None
+    if ckpt is not None:
+        _same_inputs(task, ckpt, last)  # before the data loads
 
     # ---- 2. Data ------------------------------------------------------------------------------
     for line in task.load_data():
@@ -400,9 +653,8 @@ def train(task: Task, cfg: TrainConfig) -> TrainResult:
     best_score = math.inf if task.best_mode == "min" else -math.inf
 
     # ---- 4. Resume ------------------------------------------------------------------------------
-    resumed = cfg.resume and last.exists()
-    if resumed:
-        ckpt = load_checkpoint(last, task.kind)
+    resumed = ckpt is not None
+    if ckpt is not None:
         if not task.same_config(ckpt["config"]):
             now, stored = task.model_config(), ckpt["config"]
             differ = sorted(k for k in {*now, *stored} if now.get(k) != stored.get(k))
@@ -425,95 +677,158 @@ def train(task: Task, cfg: TrainConfig) -> TrainResult:
         _say(procs, f"resumed from {last} at step {step}")
     elif cfg.resume:
         _say(procs, f"no {last} yet: starting from scratch")
+    pending_validation = bool(ckpt is not None and ckpt.get("pending_validation"))
+    del ckpt
 
     # ---- 5. The loop ----------------------------------------------------------------------------
     net = model
     if procs.world > 1:
         ids = [procs.device] if procs.device.type == "cuda" else None
         net = nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
-    log = open(out / "log.jsonl", "a") if procs.is_main else None  # noqa: SIM115
     records: list[dict[str, Any]] = []
-
-    def write(record: dict[str, Any]) -> None:
-        records.append(record)
-        if log is not None:
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-
-    if resumed:
-        write({"event": "resume", "step": step})
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp
-                else contextlib.nullcontext())
-    stop = min(cfg.steps, cfg.stop_at or cfg.steps)
     has_validation = True
     t0 = time.time()
-    bar = tqdm(total=stop, initial=step, desc=f"train {task.name}",
-               disable=not cfg.progress or not procs.is_main)
-    model.train()
-    while step < stop:
-        # one optimisation step on this process's share of the global batch
-        batch = task.batch(step, seed=cfg.seed, batch_size=cfg.batch_size, rank=procs.rank,
-                           world=procs.world)
-        batch = tuple(t.to(procs.device, non_blocking=True) for t in batch)
-        with autocast:
-            loss, stats = task.loss(net, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        sched.step()
-        step += 1
-        bar.update(1)
-        loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"loss became {loss_value} at step {step}; "
-                                     f"the last good state is {last}")
+    saved_step = step if resumed and not pending_validation else None
 
-        # a log line every log_every steps
-        if step % cfg.log_every == 0 or step == stop:
-            write({"step": step, "loss": loss_value, **stats, "lr": sched.get_last_lr()[0],
-                   "time_s": round(time.time() - t0, 1)})
-            bar.set_postfix(loss=f"{loss_value:.4f}")
+    def rng_now() -> tuple[Tensor, Tensor | None]:
+        return (torch.get_rng_state(),
+                torch.cuda.get_rng_state() if procs.device.type == "cuda" else None)
 
-        # validation keeps the best weights (on the main process)
-        if procs.is_main and (step % cfg.val_every == 0 or step == stop):
+    def state(rng: list[Tensor], cuda_rng: list[Tensor] | None, **extra: Any) -> dict[str, Any]:
+        """``last.pt``: the model, optimizer, schedule and random state after ``step``."""
+        return {**task.checkpoint(model), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "rng": rng, "cuda_rng": cuda_rng,
+                "step": step, "best_score": best_score, "train": asdict(cfg),
+                "elapsed_s": elapsed_before + time.time() - t0, **extra}
+
+    with contextlib.ExitStack() as stack:
+        log = (stack.enter_context(open(out / "log.jsonl", "a"))  # noqa: SIM115
+               if procs.is_main else None)
+        bar = stack.enter_context(tqdm(total=min(cfg.steps, cfg.stop_at or cfg.steps),
+                                       initial=step, desc=f"train {task.name}",
+                                       disable=not cfg.progress or not procs.is_main))
+
+        def write(record: dict[str, Any]) -> None:
+            records.append(record)
+            if log is not None:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+
+        def validate() -> None:
+            """Validate (main process); a better score saves ``best.pt``."""
+            nonlocal has_validation, best_score
             metrics = task.validate(model, procs.device)
             model.train()
             has_validation = bool(metrics)
             if metrics:
                 write({"step": step, **metrics})
-                if _better(float(metrics[task.best_metric]), best_score, task.best_mode):
-                    best_score = float(metrics[task.best_metric])
+                score = float(metrics[task.best_metric])
+                if _better(score, best_score, task.best_mode):
                     save_atomic({**task.checkpoint(model), "step": step, "val": metrics,
                                  "train": asdict(cfg)}, best)
+                    best_score = score  # only once best.pt holds it
 
-        # save the state now and then, and stop cleanly when the time is up
-        late = cfg.max_minutes is not None and time.time() - t0 > 60 * cfg.max_minutes
-        late = distributed.any_rank(late, procs.device)
-        if step % cfg.save_every == 0 or step == stop or late:
-            rng = distributed.all_gather_objects(torch.get_rng_state())
-            cuda_rng = (distributed.all_gather_objects(torch.cuda.get_rng_state())
-                        if procs.device.type == "cuda" else None)
-            if procs.is_main:
-                state = {**task.checkpoint(model), "optimizer": opt.state_dict(),
-                         "scheduler": sched.state_dict(), "rng": rng, "cuda_rng": cuda_rng,
-                         "step": step, "best_score": best_score, "train": asdict(cfg),
-                         "elapsed_s": elapsed_before + time.time() - t0}
-                save_atomic(state, last)
-        if late:
-            _say(procs, f"stopping at step {step}: --max-minutes reached")
-            break
-    bar.close()
+        if resumed:
+            write({"event": "resume", "step": step})
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp
+                    else contextlib.nullcontext())
+        stop = min(cfg.steps, cfg.stop_at or cfg.steps)
+        model.train()
+        # What a Ctrl-C saves: the random state after the last completed step (and whether
+        # that step's validation is still to run: a resume runs it first).
+        resume_rng = rng_now()
+        try:
+            if pending_validation and procs.is_main:  # interrupted during this validation
+                validate()
+            pending_validation = False
+            while step < stop:
+                # one optimisation step on this process's share of the global batch
+                resume_rng = rng_now()
+                batch = task.batch(step, seed=cfg.seed, batch_size=cfg.batch_size,
+                                   rank=procs.rank, world=procs.world)
+                batch = tuple(t.to(procs.device, non_blocking=True) for t in batch)
+                with autocast:
+                    loss, stats = task.loss(net, batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                with _interrupt_deferred():  # never save a half-updated state
+                    if cfg.grad_clip:
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    opt.step()
+                    sched.step()
+                    step += 1
+                    resume_rng = rng_now()
+                    validate_now = procs.is_main and (step % cfg.val_every == 0 or step == stop)
+                    pending_validation = validate_now
+                bar.update(1)
+                loss_value = float(loss.detach())
+                if not math.isfinite(loss_value):
+                    raise FloatingPointError(f"loss became {loss_value} at step {step}; "
+                                             f"the last good state is {last}")
+
+                # a log line every log_every steps
+                if step % cfg.log_every == 0 or step == stop:
+                    write({"step": step, "loss": loss_value, **stats,
+                           "lr": sched.get_last_lr()[0], "time_s": round(time.time() - t0, 1)})
+                    bar.set_postfix(loss=f"{loss_value:.4f}")
+
+                # validation keeps the best weights (on the main process)
+                if validate_now:
+                    validate()
+                    resume_rng, pending_validation = rng_now(), False
+
+                # save the state now and then, and stop cleanly when the time is up
+                late = cfg.max_minutes is not None and time.time() - t0 > 60 * cfg.max_minutes
+                late = distributed.any_rank(late, procs.device)
+                if step % cfg.save_every == 0 or step == stop or late:
+                    rng = distributed.all_gather_objects(torch.get_rng_state())
+                    cuda_rng = (distributed.all_gather_objects(torch.cuda.get_rng_state())
+                                if procs.device.type == "cuda" else None)
+                    if procs.is_main:
+                        try:
+                            save_atomic(state(rng, cuda_rng), last)
+                        except CheckpointError as exc:
+                            raise CheckpointError(exc.path, f"{exc.reason}; training stopped at "
+                                                            f"step {step}: free some space, "
+                                                            "then continue with --resume"
+                                                  ) from None
+                    saved_step = step
+                if late:
+                    _say(procs, f"stopping at step {step}: --max-minutes reached")
+                    break
+        except KeyboardInterrupt:
+            raise _interrupted(procs, last, step, saved_step, pending_validation,
+                               lambda: state([resume_rng[0]], None if resume_rng[1] is None
+                                             else [resume_rng[1]],
+                                             pending_validation=pending_validation)) from None
 
     # ---- 6. Finish ------------------------------------------------------------------------------
     if procs.is_main and not has_validation:  # no validation data: the last state is the best
         save_atomic({**task.checkpoint(model), "step": step, "train": asdict(cfg)}, best)
     if cfg.save_rank_states:
         save_atomic({**task.checkpoint(model), "step": step}, out / f"rank{procs.rank}_final.pt")
-    if log is not None:
-        log.close()
     distributed.cleanup()
     return TrainResult(model=model, out=out, step=step,
                        best_score=best_score if has_validation else math.nan,
                        elapsed_s=elapsed_before + time.time() - t0, records=records)
+
+
+def _interrupted(procs: distributed.Processes, last: Path, step: int, saved_step: int | None,
+                 pending_validation: bool, state: Callable[[], dict[str, Any]]
+                 ) -> TrainingInterrupted:
+    """Save ``last.pt`` for the last completed step after a Ctrl-C; the exception to raise."""
+    if procs.world > 1:  # the other processes cannot be asked for their random state now
+        if saved_step is None:
+            reason = (f"interrupted at step {step}: nothing was saved yet; run the same "
+                      "command again to start over")
+        else:
+            reason = (f"interrupted at step {step}: {last} holds step {saved_step}; continue "
+                      "with the same command plus --resume")
+        return TrainingInterrupted(last, step, reason)
+    saved = "already saved in"
+    if saved_step != step or pending_validation:
+        if procs.is_main:
+            save_atomic(state(), last)
+        saved = "saved"
+    return TrainingInterrupted(last, step, f"interrupted at step {step}: {saved} {last}; "
+                                           "continue with the same command plus --resume")
