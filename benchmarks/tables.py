@@ -30,12 +30,23 @@ LABELS = {
     "codec2_1300": "Codec 2 1300",
     "codec_6000_gl": "VQ-VAE 24 stages + Griffin-Lim",
     "codec_6000_vocoder": "VQ-VAE 24 stages + vocoder",
+    "codec_1250_melgl32": "VQ-VAE 5 stages + mel-consistent GL 32",
+    "codec_1250_melgl128": "VQ-VAE 5 stages + mel-consistent GL 128",
+    "codec_1250_melgl256": "VQ-VAE 5 stages + mel-consistent GL 256",
+    "codec_1250_vocoder_adv": "VQ-VAE 5 stages + adversarial vocoder",
+    "codec_6000_melgl32": "VQ-VAE 24 stages + mel-consistent GL 32",
+    "codec_6000_vocoder_adv": "VQ-VAE 24 stages + adversarial vocoder",
     "opus_6": "Opus 6 kbps (constant rate)",
     "opus_12": "Opus 12 kbps (constant rate)",
     "codec2_3200": "Codec 2 3200",
     "griffinlim_32": "Griffin-Lim 32 it., true mel",
     "griffinlim_8": "Griffin-Lim 8 it., true mel",
     "vocoder_true_mel": "shipped vocoder, true mel",
+    "pghi_32": "PGHI + 32 it., true mel",
+    "melgl_32": "mel-consistent GL 32 it., true mel",
+    "melgl_128": "mel-consistent GL 128 it., true mel",
+    "vocoder_ft_both": "vocoder fine-tuned with MPD + MRD, true mel",
+    "vocoder_ft_none": "vocoder fine-tuned without discriminator, true mel",
 }
 
 #: (A, B): is A better than B? Compared on the same clips.
@@ -46,7 +57,30 @@ PAIRS = [
     ("codec_6000_vocoder", "codec_6000_gl"),
     ("vocoder_true_mel", "griffinlim_32"),
     ("griffinlim_8", "griffinlim_32"),
+    ("pghi_32", "griffinlim_32"),
+    ("melgl_32", "griffinlim_32"),
+    ("melgl_128", "melgl_32"),
+    ("vocoder_ft_both", "vocoder_ft_none"),
+    ("codec_1250_melgl32", "codec_1250_gl"),
+    ("codec_6000_melgl32", "codec_6000_gl"),
+    ("codec_1250_melgl128", "codec2_1300"),
+    ("codec_6000_melgl32", "opus_6"),
 ]
+
+#: The past-Griffin-Lim table: key → label (Deep Griffin-Lim rows pool their three seeds).
+RECONSTRUCTIONS = {
+    "griffinlim_32": ("Griffin-Lim 32 it. (random start)", "fgla_random:32"),
+    "pghi_32": ("PGHI + 32 it.", "fgla_pghi:32"),
+    "melgl_32": ("mel-consistent GL 32 it. (from PGHI)", "melgl_pghi:32"),
+    "melgl_128": ("mel-consistent GL 128 it. (from PGHI)", "melgl_pghi:128"),
+    "degli_complex": ("Deep GL, complex denoiser (16 + 4 it., 3 seeds)", "degli_complex_s0"),
+    "degli_real": ("Deep GL, real twin (16 + 4 it., 3 seeds)", "degli_real_s0"),
+    "vocoder_true_mel": ("shipped vocoder", "vocoder"),
+    "vocoder_ft_none": ("vocoder + 800 steps, no discriminator (control)", "vocoder"),
+    "vocoder_ft_mpd": ("vocoder + 800 steps + MPD", "vocoder"),
+    "vocoder_ft_mrd": ("vocoder + 800 steps + MRD", "vocoder"),
+    "vocoder_ft_both": ("vocoder + 800 steps + MPD + MRD", "vocoder"),
+}
 
 
 def _ci(s: dict, key: str, digits: int) -> str:
@@ -164,9 +198,66 @@ def enhance_table() -> str:
     return "\n".join(lines)
 
 
+def _pooled(data: dict, kind: str, metric: str) -> tuple[float, float, float]:
+    """Mean of a Deep Griffin-Lim kind over its three seeds, and the seeds' min and max."""
+    values = [data["systems"][f"degli_{kind}_s{s}"][metric] for s in range(3)]
+    return sum(values) / 3, min(values), max(values)
+
+
+def reconstruction_table(data: dict) -> str:
+    """Every way back from the true mel: quality with intervals (seed range for Deep
+    Griffin-Lim), DNSMOS, and CPU seconds per second of audio (``phase_ladder.json``)."""
+    ladder = json.loads((ROOT / "data" / "pretrained" / "phase_ladder.json").read_text())
+    cpu = {**{k: v["cpu_s_per_s"] for k, v in ladder["points"].items()},
+           **ladder["learned_cpu_s_per_s"]}
+    lines = ["| from the true mel | PESQ-WB [95 %] | ViSQOL [95 %] | DNSMOS OVRL | "
+             "CPU s per s (1 thread) |", "|---|---|---|---|---|"]
+    for key, (label, timing) in RECONSTRUCTIONS.items():
+        t = f"{cpu[timing]:.3f}" if timing in cpu else "—"
+        if key.startswith("degli_"):
+            kind = key.split("_")[1]
+            if f"degli_{kind}_s2" not in data["systems"]:
+                continue
+            cells = []
+            for metric, digits in (("pesq_wb", 3), ("visqol", 3), ("dnsmos_ovrl", 2)):
+                m, lo, hi = _pooled(data, kind, metric)
+                cells.append(f"{m:.{digits}f} (seeds {lo:.{digits}f}–{hi:.{digits}f})")
+            lines.append(f"| {label} | {cells[0]} | {cells[1]} | {cells[2]} | {t} |")
+            continue
+        if key not in data["systems"]:
+            continue
+        s = data["systems"][key]
+        lines.append(f"| {label} | {_ci(s, 'pesq_wb', 3)} | {_ci(s, 'visqol', 3)} | "
+                     f"{_ci(s, 'dnsmos_ovrl', 2)} | {t} |")
+    return "\n".join(lines)
+
+
+def complex_vs_real(data: dict) -> dict[str, tuple[float, float, float, int]]:
+    """Deep Griffin-Lim, complex − real denoiser: per clip the mean over each kind's three
+    seeds, then the paired bootstrap over clips (PESQ-WB and ViSQOL)."""
+    rows = {k: [_rows(f"degli_{k}_s{s}") for s in range(3)] for k in ("complex", "real")}
+    common = sorted(set.intersection(*[set(r) for rs in rows.values() for r in rs]))
+
+    def mean(kind: str, f: str, metric: str) -> float:
+        vals = [r[f].get(metric) for r in rows[kind]]
+        vals = [float(v) for v in vals if v is not None]
+        return sum(vals) / len(vals) if vals else math.nan
+
+    out = {}
+    for metric in ("pesq_wb", "visqol"):
+        ci = paired_bootstrap([mean("complex", f, metric) for f in common],
+                              [mean("real", f, metric) for f in common])
+        out[metric] = (ci.mean, ci.lo, ci.hi, ci.n)
+    return out
+
+
 def stored_tables(data: dict | None = None) -> str:
     """The tables of the other stored results the README quotes."""
-    return vae_table() + "\n\n" + enhance_table()
+    data = data if data is not None else json.loads(RESULTS.read_text())
+    parts = [vae_table(), enhance_table()]
+    if (ROOT / "data" / "pretrained" / "phase_ladder.json").is_file():
+        parts.insert(0, reconstruction_table(data))
+    return "\n\n".join(parts)
 
 
 def main() -> None:

@@ -62,15 +62,18 @@ SYSTEMS: dict[str, tuple[str, list[str], list[str], int]] = {
                              ["--max-bitrate", "1300"], 4) for k in ("conv", "cbhg", "inception")},
     # past Griffin-Lim (notebook 08): classical phase retrieval, Deep Griffin-Lim, adversarial
     **{f"{m}_{n}": ("codec", ["-"], ["--baseline", "griffinlim", "--vocoder", f"{m}:{n}"], 1)
-       for m, n in (("pghi", 32), ("melgl", 32), ("melgl", 64))},
+       for m, n in (("pghi", 32), ("melgl", 32), ("melgl", 128))},
     **{f"degli_{k}_s{s}": ("degli", [f"data/pretrained/degli_{k}_s{s}.pt"], [], 1)
        for k in ("complex", "real") for s in range(3)},
-    **{f"vocoder_ft_{a}": ("vocoder", [f"runs/vocoder_ft/{a}/last.pt"], [], 1)
+    **{f"vocoder_ft_{a}": ("vocoder", [f"runs/vocoder_ft/{a}/best.pt"], [], 1)
        for a in ("none", "mpd", "mrd", "both")},
     **{f"codec_{b}_{m}": ("codec", [CODEC], ["--max-bitrate", str(r), "--vocoder", spec], 1)
-       for b, r in (("1250", 1300), ("6000", 6000))
-       for m, spec in (("melgl32", "melgl:32"), ("degli", "data/pretrained/degli_complex_s0.pt"),
-                       ("vocoder_adv", "data/pretrained/vocoder_adv.pt"))},
+       for b, r, m, spec in (("1250", 1300, "melgl32", "melgl:32"),
+                             ("6000", 6000, "melgl32", "melgl:32"),
+                             ("1250", 1300, "melgl128", "melgl:128"),
+                             ("1250", 1300, "melgl256", "melgl:256"),
+                             ("1250", 1300, "vocoder_adv", "data/pretrained/vocoder_adv.pt"),
+                             ("6000", 6000, "vocoder_adv", "data/pretrained/vocoder_adv.pt"))},
 }
 
 
@@ -97,7 +100,21 @@ STORED_NAMES = {
     "griffinlim_32": "Griffin-Lim 32 it., true mel",
     "griffinlim_8": "Griffin-Lim 8 it., true mel",
     "vocoder_true_mel": "vocoder, true mel",
+    "pghi_32": "PGHI + 32 it., true mel",
+    "melgl_32": "mel-consistent GL 32 it., true mel",
+    "melgl_128": "mel-consistent GL 128 it., true mel",
+    "degli_complex_s0": "Deep GL (complex, seed 0), true mel",
+    "degli_real_s0": "Deep GL (real twin, seed 0), true mel",
+    "vocoder_ft_both": "vocoder + MPD + MRD fine-tuning, true mel",
+    "codec_1250_melgl32": "VQ-VAE 1250 bps + mel-consistent GL 32",
+    "codec_1250_melgl256": "VQ-VAE 1250 bps + mel-consistent GL 256",
+    "codec_6000_melgl32": "VQ-VAE 6000 bps + mel-consistent GL 32",
+    "codec_1250_vocoder_adv": "VQ-VAE 1250 bps + adversarial vocoder",
+    "codec_6000_vocoder_adv": "VQ-VAE 6000 bps + adversarial vocoder",
 }
+#: The rows of notebook 02's table (``vqvae_speech_eval.json``): the codec and its anchors.
+EVAL_ROWS = ("codec_1250_gl", "codec_6000_gl", "codec2_700C", "codec2_1300", "codec2_3200",
+             "opus_6", "opus_8", "opus_12", "griffinlim_32")
 SCORES = ("pesq_wb", "visqol", "logmel_l1", "stoi", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 
 
@@ -118,8 +135,7 @@ def write_stored(data: dict) -> None:
     desc = "real Speech Commands, 20 held-out speakers (testing split)"
     rows = []
     for key, name in STORED_NAMES.items():
-        if key in systems and key not in ("codec_1250_vocoder", "codec_6000_vocoder",
-                                          "griffinlim_8", "vocoder_true_mel"):
+        if key in systems and key in EVAL_ROWS:
             rows.append({"data": desc, "system": name, **_entry(systems[key])})
     out = ROOT / "data" / "pretrained" / "vqvae_speech_eval.json"
     out.write_text(json.dumps({

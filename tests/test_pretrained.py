@@ -3,9 +3,9 @@
 ``tests/data/pretrained_fingerprints.json`` holds, for a fixed input, each codec's indices and
 decoded log-mel at 5 and 24 stages (``vqvae_speech.pt`` and the three ``front_end_*.pt``),
 each word classifier's logits, each VAE's posterior mean and decoded log-mel, the code prior's
-logits, each enhancer's, vocoder's and WaveNet's output, written when each file was shipped
-(the word classifiers' before the training loop, the task modules and the model folder were
-reorganised). A refactoring that changes a
+logits, each enhancer's, vocoder's, Deep Griffin-Lim's and WaveNet's output, written when each
+file was shipped (the word classifiers' before the training loop, the task modules and the model
+folder were reorganised). A refactoring that changes a
 layer's maths, a parameter name or the loading path fails here. A newly shipped checkpoint
 gets its entry with ``PYTHONPATH=. python tests/test_pretrained.py --update NAME.pt`` (and
 only then).
@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from utils.models.dcunet import SpeechEnhancer
+from utils.models.degli import DeepGriffinLim
 from utils.models.prior import CodePrior
 from utils.models.vae import MelVAE
 from utils.models.vocoder import MelVocoder
@@ -44,7 +45,7 @@ def one_thread():
 
 def test_every_shipped_checkpoint_has_a_fingerprint():
     assert sorted(FINGERPRINTS) == sorted(p.name for p in PRETRAINED.glob("*.pt"))
-    assert len(FINGERPRINTS) == 32
+    assert len(FINGERPRINTS) == 39
 
 
 def codec_fingerprint(path: Path) -> dict:
@@ -91,6 +92,10 @@ def waveform_fingerprint(path: Path) -> dict:
             y = SpeechEnhancer.from_checkpoint(path)(0.1 * torch.randn(1, 8000, generator=g))
         elif path.name.startswith("vocoder"):
             y = MelVocoder.from_checkpoint(path)(x)
+        elif path.name.startswith("degli"):
+            A = torch.rand(1, 513, 24, generator=g)
+            start = torch.polar(A, 6.283 * torch.rand(1, 513, 24, generator=g))
+            y = torch.view_as_real(DeepGriffinLim.from_checkpoint(path)(A, start, 10.0 ** x))
         else:
             y = WaveNet.from_checkpoint(path)(torch.randint(256, (1, 600), generator=g), x)
     return {"sample": y.flatten()[::61].tolist(), "sum": float(y.sum())}
@@ -98,7 +103,7 @@ def waveform_fingerprint(path: Path) -> dict:
 
 def fingerprint(name: str) -> dict:
     """The fingerprint of a shipped file, by its kind."""
-    if name.startswith(("enhance_", "vocoder", "wavenet")):
+    if name.startswith(("enhance_", "vocoder", "wavenet", "degli")):
         return waveform_fingerprint(PRETRAINED / name)
     if name.startswith("vae_"):
         return vae_fingerprint(PRETRAINED / name)
@@ -121,7 +126,7 @@ def test_codec_gives_the_shipped_indices_and_log_mel(name):
 
 
 @pytest.mark.parametrize("name", sorted(n for n in FINGERPRINTS if n.startswith(
-    ("vae_", "prior_", "enhance_", "vocoder", "wavenet"))))
+    ("vae_", "prior_", "enhance_", "vocoder", "wavenet", "degli"))))
 def test_vae_prior_enhancers_and_vocoders_give_the_shipped_outputs(name):
     got, ref = fingerprint(name), FINGERPRINTS[name]
     assert sorted(got) == sorted(ref)
