@@ -421,3 +421,124 @@ def test_resume_with_another_augmentation_is_refused(voiced_words, tmp_path, cap
     assert err.startswith(f"error: --resume: {out / 'last.pt'}: started with augmentation {{")
     assert err.rstrip().endswith("now no augmentation")
     assert load_checkpoint(out / "last.pt")["step"] == 1
+
+
+# ------------------------------------------------------------------- 8. a --data without words
+
+
+@pytest.mark.parametrize("layout", ["empty", "loose_wavs"])
+def test_data_without_word_folders_is_one_clear_option_error(tmp_path, capsys, layout):
+    """``--data`` at a folder without ``<word>/`` folders: exit 2, one line naming the folder,
+    no traceback, nothing trained (codec and words training, codec evaluation)."""
+    import numpy as np
+
+    from utils.audio import save
+    from utils.evaluate import main as evaluate_main
+
+    data = tmp_path / "no_words"
+    data.mkdir()
+    if layout == "loose_wavs":
+        for i in range(2):
+            save(data / f"clip{i}.wav", 0.1 * np.sin(np.arange(8000, dtype=np.float32) / 5))
+    runs = {
+        "codec": ["codec", "--data", str(data), "--out", str(tmp_path / "codec"),
+                  "--no-progress", "--steps", "2", *TINY_CODEC],
+        "words": ["words", "--data", str(data), "--out", str(tmp_path / "words"),
+                  "--no-progress", "--epochs", "1", "--seeds", "0", "--kind", "complex"],
+    }
+    for task, argv in runs.items():
+        capsys.readouterr()
+        assert train_main(argv) == 2, task
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, task
+        assert err.startswith(f"error: --data: {data}: no word folders"), task
+        assert "(expected <data>/<word>/*.wav)" in err, task
+        assert not list((tmp_path / task).glob("*")), task  # no run started
+    if layout == "empty":  # a codec evaluation takes loose files; an empty folder is refused
+        ckpt = ROOT / "data" / "pretrained" / "vqvae_speech.pt"
+        capsys.readouterr()
+        assert evaluate_main(["codec", str(ckpt), str(data)]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.startswith(f"error: {data}: ")
+
+
+# ------------------------------------------------------------- 9. an enhancement test set
+
+
+def _same_named_clips(tmp_path: Path) -> list[Path]:
+    """Two data folders, each with one test clip ``w/v0000000_nohash_0.wav`` (other sounds)."""
+    import numpy as np
+
+    from utils.audio import save
+
+    folders = []
+    for k, freq in enumerate((300.0, 700.0)):
+        root = tmp_path / f"data{k}"
+        (root / "w").mkdir(parents=True)
+        t = np.arange(16000, dtype=np.float32) / 16000
+        save(root / "w" / "v0000000_nohash_0.wav", 0.3 * np.sin(2 * np.pi * freq * t))
+        (root / "testing_list.txt").write_text("w/v0000000_nohash_0.wav\n")
+        (root / "validation_list.txt").write_text("")
+        folders.append(root)
+    return folders
+
+
+def _make_set(folders: list[Path], out: Path) -> int:
+    from utils.evaluate import main as evaluate_main
+
+    args = [x for d in folders for x in ("--data", str(d))]
+    return evaluate_main(["enhance", "-", "--make-test-set", str(out), *args])
+
+
+def test_make_test_set_keeps_same_named_clips_of_two_folders_apart(tmp_path, capsys):
+    from utils.tasks.enhance import TEST_SNRS, _sha256
+
+    folders = _same_named_clips(tmp_path)
+    out = tmp_path / "test_set"
+    assert _make_set(folders, out) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    pairs = manifest["pairs"]
+    assert len(pairs) == 2 * len(TEST_SNRS)
+    assert len({p["clean"] for p in pairs}) == len({p["noisy"] for p in pairs}) == len(pairs)
+    sources = {p["source"] for p in pairs}
+    assert sources == {str(d / "w" / "v0000000_nohash_0.wav") for d in folders}
+    for p in pairs:
+        assert p["source_sha256"] == _sha256(p["source"])
+        assert p["clean_sha256"] == _sha256(out / p["clean"]) and p["snr_db"] in TEST_SNRS
+        assert p["noisy_sha256"] == _sha256(out / p["noisy"]) and p["noise_kind"]
+    # both clips survive: the clean files of one SNR are the two different sources
+    import soundfile as sf
+
+    clean = sorted((out / "clean" / "snr+00").rglob("*.wav"))
+    assert len(clean) == 2
+    a, b = (sf.read(f)[0] for f in clean)
+    assert not torch.allclose(torch.from_numpy(a), torch.from_numpy(b))
+
+
+def test_a_test_set_whose_clean_file_changed_is_refused_before_scoring(tmp_path, capsys,
+                                                                      monkeypatch):
+    import soundfile as sf
+
+    from utils.evaluate import main as evaluate_main
+    from utils.tasks import enhance
+
+    out = tmp_path / "test_set"
+    assert _make_set(_same_named_clips(tmp_path), out) == 0
+    changed = sorted((out / "clean").rglob("*.wav"))[1]
+    original = changed.read_bytes()
+    y, sr = sf.read(changed)
+    sf.write(changed, 0.5 * y, sr)
+    monkeypatch.setattr(enhance, "score_pairs",
+                        lambda *a, **k: pytest.fail("a stale test set was scored"))
+    ckpt = ROOT / "data" / "pretrained" / "enhance_mag_s0.pt"
+    capsys.readouterr()
+    argv = ["enhance", str(ckpt), str(out / "noisy"), "--clean", str(out / "clean")]
+    assert evaluate_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith(f"error: {changed}: changed since")
+    # an incomplete set (a listed noisy file gone) is refused too
+    changed.write_bytes(original)
+    gone = sorted((out / "noisy").rglob("*.wav"))[0]
+    gone.unlink()
+    assert evaluate_main(argv) == 2
+    assert capsys.readouterr().err.startswith(f"error: {gone}: listed in ")

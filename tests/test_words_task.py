@@ -308,3 +308,39 @@ def test_cli_trains_one_tiny_epoch_and_saves_loadable_checkpoints(tiny_words, tm
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["n_clips"] == 2 and res["n_failed"] == 0 and 0 <= res["accuracy"] <= 1
     assert [m["file"] for m in res["models"]] == files
+
+
+def test_resume_extends_the_history_instead_of_replacing_it(tiny_words, tmp_path, capsys):
+    """A run stopped mid-way (mid-epoch) and resumed exports the history of an uninterrupted
+    run: every epoch once, in order, the records from before the interruption included."""
+    from utils.train import main as train_main
+
+    def run(out: Path, *extra: str) -> int:
+        return train_main(["words", "--data", str(tiny_words), "--arch", "lenet", "--kind",
+                           "complex", "--seeds", "0", "--epochs", "3", "--lenet-width", "0.25",
+                           "--batch-size", "4", "--threads", "1", "--out", str(out),
+                           "--no-progress", *extra])
+
+    assert run(tmp_path / "full") == 0
+    assert run(tmp_path / "cut", "--stop-at", "3") == 0  # 2 steps per epoch: during epoch 2
+    assert run(tmp_path / "cut", "--resume") == 0
+    capsys.readouterr()
+    full = W.load_model(tmp_path / "full" / "words_lenet_complex_s0.pt")[1]["history"]
+    cut = W.load_model(tmp_path / "cut" / "words_lenet_complex_s0.pt")[1]["history"]
+    assert full["train_step"] == full["val_step"] == [2, 4, 6]
+    assert cut["train_step"] == cut["val_step"] == [2, 4, 6]
+    for key in ("train_loss", "lr", "val_loss", "val_accuracy", "best_step",
+                "best_val_accuracy"):
+        assert cut[key] == pytest.approx(full[key]), key
+    assert len(cut["train_loss"]) == len(cut["val_accuracy"]) == 3
+
+
+def test_run_records_drops_what_a_resume_redoes(tmp_path):
+    log = tmp_path / "log.jsonl"
+    lines = [{"step": 2, "loss": 1.0}, {"step": 2, "val_accuracy": 0.5},
+             {"step": 4, "loss": 0.9},  # logged, then lost: last.pt holds step 2
+             {"event": "resume", "step": 2},
+             {"step": 4, "loss": 0.8}, {"step": 4, "val_accuracy": 0.6}]
+    log.write_text("\n".join(json.dumps(x) for x in lines) + "\n{\"step\": 6, \"lo")
+    assert W.run_records(log) == [lines[0], lines[1], lines[4], lines[5]]
+    assert W.run_records(tmp_path / "missing.jsonl") == []

@@ -41,6 +41,7 @@ import torch
 from torch.utils.data import Dataset
 
 from utils.audio import SR, AudioError, SilenceWarning, load
+from utils.errors import OptionError
 
 __all__ = [
     "SpeechCommands",
@@ -251,7 +252,8 @@ def find_clips(
 
     Raises:
         FileNotFoundError: If ``root`` is not a folder.
-        ValueError: If it has no word folder, or a requested word is missing.
+        OptionError: If it has no word folder (a ``ValueError``, naming ``--data``).
+        ValueError: If a requested word is missing.
     """
     root = Path(root)
     if not root.is_dir():
@@ -262,8 +264,11 @@ def find_clips(
     available = sorted(
         d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(("_", "."))
     )
-    if not available:
-        raise ValueError(f"{root}: no word folders (expected <root>/<word>/<clip>.wav)")
+    if not available:  # an OptionError (a ValueError too): the commands' --data names it
+        loose = " (only loose audio files)" if find_audio(root, recursive=False,
+                                                          extensions=extensions) else ""
+        raise OptionError("--data", f"{root}: no word folders{loose} "
+                                    "(expected <data>/<word>/*.wav)")
     if words is None:
         chosen = available
     else:

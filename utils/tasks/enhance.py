@@ -18,7 +18,9 @@ Evaluation:
   ``n_failed``, ``per_snr``). Pairs that do not match (missing partner, other length or rate,
   unreadable) are named and skipped; nothing paired exits 1.
 * ``python -m utils.evaluate enhance CHECKPOINT --make-test-set DIR``: writes the fixed test set
-  (``DIR/noisy/snr<±SS>/...`` and ``DIR/clean/...``, 16-bit WAV, and ``DIR/index.json``): every
+  (``DIR/noisy/snr<±SS>/...`` and ``DIR/clean/...``, 16-bit WAV, ``DIR/index.json`` and
+  ``DIR/manifest.json``, which lists each pair's files, source clip, SHA-256s, SNR and noise;
+  an evaluation of ``DIR/noisy`` refuses a set whose files changed since): every
   test clip of the checkpoint's data folders (held-out speakers) at −5, 0, 5 and 10 dB, with
   noise from the test part of the real recordings and generated noise of a fixed test seed.
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -44,7 +47,7 @@ from torch import Tensor, nn
 from utils.audio import SR, AudioError, load
 from utils.checkpoint import load_checkpoint, writable_folder
 from utils.data import SpeechCommands, find_audio
-from utils.errors import OptionError
+from utils.errors import OptionError, ProjectError
 from utils.metrics import STOI_CAVEAT
 from utils.models.dcunet import (
     MODEL_KIND,
@@ -58,8 +61,8 @@ from utils.scoring import check_per_clip, count_reasons, rows_json, run_guarded
 from utils.training import Task, TrainConfig, override, train
 
 __all__ = ["SUMMARY", "TRAIN_DEFAULTS", "TEST_SNRS", "TEST_SEED", "EnhanceTask", "load_clips",
-           "make_test_set", "pair_files", "score_pairs", "add_train_arguments",
-           "train_command", "add_eval_arguments", "evaluate_command"]
+           "make_test_set", "MANIFEST", "check_manifest", "pair_files", "score_pairs",
+           "add_train_arguments", "train_command", "add_eval_arguments", "evaluate_command"]
 
 #: One line for ``--help``.
 SUMMARY = "speech enhancement: complex DCUNet vs real U-Nets on [Re, Im] and on the magnitude"
@@ -199,6 +202,19 @@ class EnhanceTask(Task):
 # --------------------------------------------------------------------------------------------
 
 
+#: The manifest of a test set written by :func:`make_test_set` (in its folder).
+MANIFEST = "manifest.json"
+
+
+def _sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def make_test_set(out: str | Path, data: Sequence[str | Path], noise: Sequence[str | Path] = (),
                   *, snrs: Sequence[float] = TEST_SNRS, every: int = 1,
                   kinds: Sequence[str] = NOISE_KINDS) -> dict[str, Any]:
@@ -221,10 +237,19 @@ def make_test_set(out: str | Path, data: Sequence[str | Path], noise: Sequence[s
         raise OptionError("--data", f"no usable test clip in {list(map(str, data))}")
     real = load_noise(noise, "test")
     use = [k for k in kinds if (k != "real" or real) and (k != "babble" or len(clips) > 1)]
-    rows = []
+    rows, pairs, used = [], [], set()
+    roots = [Path(d).resolve() for d in data]
     for i in range(0, len(clips), every):
         f = files[i]
         rel = Path(f.parent.name) / (f.stem + ".wav")
+        if len(roots) > 1:  # the same word/clip name in two folders: data<k>/word/clip.wav
+            k = next((k for k, r in enumerate(roots) if f.resolve().is_relative_to(r)), 0)
+            rel = Path(f"data{k}") / rel
+        if rel in used:  # e.g. clip.flac and clip.wav in one word folder
+            tag = hashlib.sha256(str(f.resolve()).encode()).hexdigest()[:8]
+            rel = rel.with_name(f"{rel.stem}_{tag}.wav")
+        used.add(rel)
+        source_sha = _sha256(f)
         for snr in snrs:
             m = make_mixture(TEST_SEED, i * 100 + int(snr) + 50, clips, real, kinds=use,
                              snr_db=float(snr), clip=i)
@@ -235,11 +260,65 @@ def make_test_set(out: str | Path, data: Sequence[str | Path], noise: Sequence[s
                 sf.write(path, wave.numpy(), SR, subtype="PCM_16")
             rows.append({"file": f"{sub}/{rel.as_posix()}", "snr_db": float(snr),
                          "kind": m.kind, "source": str(f)})
+            pairs.append({**{f"{part}{key}": value for part in ("noisy", "clean")
+                             for key, value in (("", f"{part}/{sub}/{rel.as_posix()}"),
+                                                ("_sha256", _sha256(out / part / sub / rel)))},
+                          "source": str(f), "source_sha256": source_sha,
+                          "snr_db": float(snr), "noise_kind": m.kind})
     index = {"snrs": list(snrs), "every": every, "data": [str(d) for d in data],
              "noise": [str(d) for d in noise], "seed": TEST_SEED, "report": report,
              "files": rows}
+    (out / MANIFEST).write_text(json.dumps({"seed": TEST_SEED, "pairs": pairs}, indent=1)
+                                + "\n")
     (out / "index.json").write_text(json.dumps(index, indent=1) + "\n")
     return index
+
+
+def check_manifest(noisy_dir: str | Path) -> Path | None:
+    """Refuse a test set made by :func:`make_test_set` that changed since (stale or incomplete).
+
+    The manifest sits in the set's folder (``DIR/manifest.json``, evaluated as ``DIR/noisy``):
+    every listed noisy and clean file must exist with its recorded SHA-256, and each source
+    clip that is still there must be unchanged (else the pairs no longer show it).
+
+    Notebook: notebooks/07_speech_enhancement.ipynb
+
+    Args:
+        noisy_dir: The folder of noisy files to be scored.
+
+    Returns:
+        The manifest checked, or ``None`` when the folder is not such a test set.
+
+    Raises:
+        ProjectError: Naming the first missing or changed file and the reason.
+    """
+    noisy_dir = Path(noisy_dir)
+    for root in (noisy_dir.parent, noisy_dir):
+        manifest = root / MANIFEST
+        if manifest.is_file() and (root / "noisy").resolve() == noisy_dir.resolve():
+            break
+    else:
+        return None
+    again = "make the test set again with --make-test-set"
+    try:
+        pairs = json.loads(manifest.read_text())["pairs"]
+        entries = [(root / p[part], p[f"{part}_sha256"]) for p in pairs
+                   for part in ("noisy", "clean")]
+        sources = {(Path(p["source"]), p["source_sha256"]) for p in pairs}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ProjectError(manifest, f"unreadable manifest ({exc}); {again}") from None
+    for path, sha in entries:
+        if not path.is_file():
+            raise ProjectError(path, f"listed in {manifest} but missing: the test set is "
+                                     f"incomplete; {again}")
+        if _sha256(path) != sha:
+            raise ProjectError(path, f"changed since the test set was made (SHA-256 differs "
+                                     f"from {manifest}): stale pair; {again}")
+    for source, sha in sorted(sources):
+        if source.is_file() and _sha256(source) != sha:
+            raise ProjectError(source, f"source clip changed since the test set {root} was "
+                                       f"made (SHA-256 differs from {manifest}); {again}")
+    return manifest
 
 
 def pair_files(noisy_dir: str | Path, clean_dir: str | Path
@@ -481,6 +560,7 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         if not Path(d).is_dir():
             raise OptionError(d, "no such folder")
     check_per_clip(a.per_clip)
+    check_manifest(a.data_dir)  # a stale or incomplete test set is refused before scoring
     device = resolve_device(a.device)
     model = SpeechEnhancer.from_checkpoint(a.checkpoint, map_location=device)
     pairs, failed = pair_files(a.data_dir, a.clean)

@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -111,6 +112,7 @@ __all__ = [
     "load_model",
     "evaluate_checkpoints",
     "summarize",
+    "run_records",
     "checkpoint_name",
     "add_train_arguments",
     "train_command",
@@ -849,12 +851,50 @@ def _fmt(rows: list[dict[str, Any]]) -> list[str]:
             f"{100 * r['mean']:6.1f} ± {100 * r['std']:4.1f} %" for r in rows]
 
 
+def run_records(log: str | Path) -> list[dict[str, Any]]:
+    """The records of a whole run from its ``log.jsonl``, across every ``--resume``.
+
+    A resume continues from the step of ``last.pt``, so records the log holds for later steps
+    (written before an interruption, then done again) are dropped at each ``resume`` event;
+    a record logged twice for one step (training or validation) keeps its last copy. The result
+    is what one uninterrupted run would have logged: every step once, in order.
+
+    Notebook: notebooks/06_complex_networks.ipynb
+
+    Args:
+        log: The run's ``log.jsonl`` (a missing file gives no records).
+
+    Returns:
+        Training and validation records, ordered by step (training before validation).
+    """
+    path = Path(log)
+    if not path.is_file():
+        return []
+    kept: dict[tuple[int, bool], dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a crash
+            continue
+        if not isinstance(r, dict) or not isinstance(r.get("step"), int):
+            continue
+        if r.get("event") == "resume":
+            kept = {k: v for k, v in kept.items() if k[0] <= r["step"]}
+        elif "event" not in r:
+            kept[(r["step"], "loss" not in r)] = r
+    return [kept[k] for k in sorted(kept)]
+
+
 def _history(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The per-epoch history stored with an exported classifier, from the run's log."""
     val = [r for r in records if "val_accuracy" in r]
     steps = [r for r in records if "loss" in r]
     best = max(val, key=lambda r: r["val_accuracy"], default=None)
-    return {"train_loss": [r["loss"] for r in steps], "lr": [r["lr"] for r in steps],
+    return {"train_step": [r["step"] for r in steps],
+            "train_loss": [r["loss"] for r in steps], "lr": [r["lr"] for r in steps],
+            "val_step": [r["step"] for r in val],
             "val_loss": [r["val_loss"] for r in val],
             "val_accuracy": [r["val_accuracy"] for r in val],
             "best_step": best["step"] if best else 0,
@@ -914,7 +954,12 @@ def train_command(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
                     save_every=args.save_every or per_epoch)
                 result = train(task, run)
                 model, _ = load_model(Path(run.out) / "best.pt")
-                history = {**_history(result.records), "epochs": args.epochs, "steps": steps,
+                # the whole run's log: a resumed run extends the history, never replaces it
+                # (less the extra records of a stop at --stop-at / --max-minutes)
+                records = [r for r in run_records(Path(run.out) / "log.jsonl")
+                           if r["step"] == steps
+                           or r["step"] % (run.log_every if "loss" in r else run.val_every) == 0]
+                history = {**_history(records), "epochs": args.epochs, "steps": steps,
                            "seconds": round(result.elapsed_s, 1)}
                 info = {"seed": seed, "epochs": args.epochs, "batch_size": run.batch_size,
                         "lr": run.lr, "weight_decay": run.weight_decay,
