@@ -1,4 +1,4 @@
-"""Players and tables for notebooks: jointly normalised audio players, result tables, and the
+"""Players and tables for notebooks: loudness-matched audio players, result tables, and the
 callbacks of the notebooks' interactive explorers.
 
 Figures live in :mod:`utils.plot`; this module turns signals and results into HTML a notebook
@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 import librosa
 import matplotlib.pyplot as plt
 import numpy as np
+import pyloudnorm
 from IPython.display import HTML, Audio
 
 from utils.audio import (
@@ -29,7 +30,120 @@ from utils.audio import (
 )
 from utils.plot import spectrogram, spectrogram_rows
 
-__all__ = ["player_table", "table", "feature_explorer", "figure_png", "reconstruction_explorer"]
+__all__ = [
+    "loudness_normalize",
+    "player_table",
+    "table",
+    "feature_explorer",
+    "figure_png",
+    "reconstruction_explorer",
+]
+
+#: Default target of every player group, in LUFS (EBU R 128's programme loudness).
+LOUDNESS = -23.0
+
+
+def _integrated_loudness(y: np.ndarray, sr: int) -> float:
+    """Integrated loudness of one signal in LUFS (ITU-R BS.1770), ``-inf`` if it is silent.
+
+    What BS.1770 measures, and why a gain moves it by exactly its dB:
+
+    1. K-weighting: a high shelf (about +4 dB above ~1.5 kHz, the acoustic effect of the head)
+       followed by the "RLB" high-pass (~38 Hz), so rumble counts little and presence a bit more.
+    2. The K-weighted signal ``z`` is cut into 400 ms blocks with 75 % overlap (100 ms hop);
+       block ``j`` has loudness ``l_j = -0.691 + 10 log10(mean(z²) over the block)``.
+    3. Absolute gate: blocks with ``l_j <= -70 LUFS`` (near-silence) are dropped.
+    4. Relative gate: the mean square of the remaining blocks gives ``Γ_r = L - 10 LU``; blocks
+       at or below ``Γ_r`` (pauses, breaths, tails) are dropped as well.
+    5. Integrated loudness ``L = -0.691 + 10 log10(mean of z² over the blocks kept)``.
+
+    Filtering is linear and the relative gate is scale-invariant, so ``L(g·y) = L(y) + 20 log10
+    g`` as long as the absolute gate keeps the same blocks; a gain of ``10**((target - L) / 20)``
+    therefore puts a signal at ``target``. To keep the absolute gate out of that (a prior sample
+    30 dB down must not lose blocks that the loud player keeps), the measurement runs on a copy
+    scaled to peak 1 and the scale is added back.
+
+    Edge cases:
+
+    * Shorter than one 400 ms block (pyloudnorm refuses those): the copy is zero-padded to
+      exactly one block, which is measured as one ungated block, and the padding is corrected
+      by ``+10 log10(block / length)``: the K-weighted mean square over the clip itself.
+    * Nothing survives the gates (e.g. a DC offset, which the high-pass removes): fall back to
+      the unweighted RMS level ``-0.691 + 10 log10(mean(y²))``, so the player is still matched
+      to something instead of getting an infinite gain.
+    * All zeros, or empty: ``-inf`` (the caller leaves the signal silent).
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        y: Mono signal ``(samples,)``, or ``(channels, samples)`` as ``IPython.display.Audio``
+            takes it.
+        sr: Sample rate in Hz.
+
+    Returns:
+        Loudness in LUFS, or ``-inf`` for a silent signal.
+    """
+    x = np.asarray(y, dtype=np.float64)
+    x = x.T if x.ndim == 2 else x  # pyloudnorm wants (samples, channels)
+    top = float(np.max(np.abs(x))) if x.size else 0.0
+    if not top > 0 or not np.isfinite(top):
+        return float("-inf")
+    x = x / top
+    offset = 20.0 * np.log10(top)
+    meter = pyloudnorm.Meter(sr)  # block_size 0.4 s
+    block = int(np.ceil(meter.block_size * sr))
+    n = x.shape[0]
+    if n < block:  # one ungated block over a zero-padded copy, corrected for the padding
+        pad = [(0, block - n)] + [(0, 0)] * (x.ndim - 1)
+        level = meter.integrated_loudness(np.pad(x, pad)) + 10.0 * np.log10(block / n)
+    else:
+        level = meter.integrated_loudness(x)
+    if not np.isfinite(level):  # gates left nothing: RMS level instead
+        level = -0.691 + 10.0 * np.log10(float(np.mean(np.sum(np.atleast_2d(x.T) ** 2, 0))))
+    return float(level + offset)
+
+
+def loudness_normalize(
+    *signals: np.ndarray,
+    sr: int = SR,
+    loudness: float | None = LOUDNESS,
+    peak: float = 0.95,
+) -> list[np.ndarray]:
+    """Scale a group of players to one integrated loudness, then limit the group's peak jointly.
+
+    Each signal gets its own gain to ``loudness`` LUFS (ITU-R BS.1770, see
+    :func:`_integrated_loudness` for what is measured); if any sample of the group would then
+    exceed ``peak``, the whole group gets ONE further common gain reduction, so no player clips
+    and all stay at the same loudness (just below the target). Silent or all-zero signals stay
+    silent (no division by zero, no NaN).
+
+    Use ``loudness=None`` when the level difference *is* the point (a reconstruction that lost
+    energy, a gain sweep, noisy vs clean at a given SNR): then all signals share one gain, set
+    by the loudest peak (:func:`utils.audio.peak_normalize`), and their level differences stay.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        *signals: The signals of one group (mono, or ``(channels, samples)``).
+        sr: Sample rate of every signal.
+        loudness: Common target in LUFS, or ``None`` for one joint peak gain.
+        peak: Largest absolute sample allowed in the group.
+
+    Returns:
+        The scaled signals, float32, in the given order.
+    """
+    if loudness is None:
+        return peak_normalize(*signals, peak=peak)
+    out = []
+    for s in signals:
+        x = np.asarray(s, dtype=np.float64)
+        level = _integrated_loudness(x, sr)
+        out.append(x * 10.0 ** ((loudness - level) / 20.0) if np.isfinite(level) else x.copy())
+    top = max((float(np.max(np.abs(x))) for x in out if x.size), default=0.0)
+    if top > peak:
+        out = [x * (peak / top) for x in out]
+    return [x.astype(np.float32) for x in out]
+
 
 def player_table(
     rows: Mapping[str, Mapping[str, np.ndarray]] | Mapping[str, np.ndarray],
@@ -37,21 +151,30 @@ def player_table(
     *,
     peak: float = 0.95,
     normalize_rows_separately: bool = True,
+    loudness: float | None = LOUDNESS,
 ) -> HTML:
-    """An HTML table of audio players, jointly peak-normalised, ``normalize=False``.
+    """An HTML table of audio players, loudness-matched per group, ``normalize=False``.
 
     Either one row (``{"original": y, "reconstruction": y_hat}``) or several rows
     (``{"clip 1": {"original": ..., "model": ...}, ...}``; every row has the same columns).
-    All players in a row share one gain, so loudness differences stay audible (with
-    ``normalize_rows_separately=False``, one gain for the whole table).
+    A group is a row (with ``normalize_rows_separately=False``, the whole table). Every player
+    of a group is scaled to ``loudness`` LUFS (ITU-R BS.1770), then the group shares one peak
+    limit (:func:`loudness_normalize`), so a quiet reconstruction plays as loud as the original
+    beside it and the ear compares content, not level.
+
+    Pass ``loudness=None`` when the level difference *is* the point (e.g. a reconstruction that
+    lost energy, or a sweep over gains): the old behaviour, one common peak gain per group, so
+    level differences stay audible.
 
     Notebook: notebooks/01_signal_processing.ipynb
 
     Args:
         rows: One mapping column → signal, or row label → (column → signal).
         sr: Sample rate of every signal.
-        peak: Peak of the loudest signal after the joint gain.
-        normalize_rows_separately: One gain per row (``True``) or for the table.
+        peak: Largest absolute sample of a group (with ``loudness=None``: the loudest peak).
+        normalize_rows_separately: Each row is a group (``True``) or the table is one group.
+        loudness: Common integrated loudness in LUFS of every player of a group, or ``None``
+            for one joint peak gain per group (level differences kept).
 
     Returns:
         An ``IPython.display.HTML`` object (display it, or let the cell show it).
@@ -62,12 +185,15 @@ def player_table(
     columns = list(next(iter(rows.values())).keys())
     if not normalize_rows_separately:
         flat = [np.asarray(s) for r in rows.values() for s in r.values()]
-        gain_src = peak_normalize(*flat, peak=peak)
+        gain_src = loudness_normalize(*flat, sr=sr, loudness=loudness, peak=peak)
         it = iter(gain_src)
         rows = {k: {c: next(it) for c in r} for k, r in rows.items()}
     else:
-        rows = {k: dict(zip(r.keys(), peak_normalize(*r.values(), peak=peak), strict=True))
-                for k, r in rows.items()}
+        rows = {
+            k: dict(zip(r.keys(), loudness_normalize(*r.values(), sr=sr, loudness=loudness,
+                                                     peak=peak), strict=True))
+            for k, r in rows.items()
+        }
     head = "".join(f"<th style='text-align:center'>{html.escape(c)}</th>" for c in columns)
     label_head = "<th></th>" if any(rows.keys()) else ""
     body = []
@@ -115,6 +241,7 @@ def feature_explorer(
     n_mels: int = 80,
     *,
     n_iter: int = 16,
+    loudness: float | None = LOUDNESS,
 ):
     """Callback of notebook 01's ``interact``: STFT and mel of ``y`` for chosen parameters.
 
@@ -131,6 +258,8 @@ def feature_explorer(
         hop_length: Hop in samples (must not exceed n_fft).
         n_mels: Mel bands.
         n_iter: Griffin-Lim iterations for the audible reconstruction.
+        loudness: Common loudness of the two players in LUFS (see :func:`player_table`), or
+            ``None`` for one joint peak gain.
 
     Returns:
         ``(fig, player_html)``.
@@ -146,7 +275,8 @@ def feature_explorer(
     spectrogram(librosa.amplitude_to_db(M, ref=np.max, top_db=80), sr, hop_length, ax=b,
                 y_axis="mel", title=f"mel, {n_mels} bands")
     y_hat = mel_to_audio(M, cfg, n_iter=n_iter, length=len(y))
-    return fig, player_table({"original": y, f"Griffin-Lim from {n_mels}-band mel": y_hat}, sr)
+    return fig, player_table({"original": y, f"Griffin-Lim from {n_mels}-band mel": y_hat}, sr,
+                             loudness=loudness)
 
 
 def figure_png(fig, dpi: int | None = None) -> bytes:
@@ -176,6 +306,8 @@ def reconstruction_explorer(
     reconstruct: Callable[[np.ndarray], np.ndarray],
     label: str = "reconstruction",
     cfg: FeatureConfig = FEATURES,
+    *,
+    loudness: float | None = LOUDNESS,
 ):
     """Callback of notebook 02's ``interact``: original vs one reconstruction, seen and heard.
 
@@ -186,10 +318,13 @@ def reconstruction_explorer(
         reconstruct: Function waveform → reconstructed waveform (e.g. a codec at one bit rate).
         label: Name of the reconstruction (row title and player column).
         cfg: Feature configuration of the figure.
+        loudness: Common loudness of the two players in LUFS (see :func:`player_table`), or
+            ``None`` for one joint peak gain.
 
     Returns:
         ``(png_bytes, player_html)``: the log-mel rows as PNG and an HTML player table.
     """
     y_hat = np.asarray(reconstruct(y), dtype=np.float32)
     fig, _, _ = spectrogram_rows({"original": y, label: y_hat}, cfg, row_height=1.6)
-    return figure_png(fig), player_table({"original": y, label: y_hat}, cfg.sr).data
+    return figure_png(fig), player_table({"original": y, label: y_hat}, cfg.sr,
+                                           loudness=loudness).data
