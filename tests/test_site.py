@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import functools
+import html
 import http.server
 import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import threading
 from pathlib import Path
@@ -172,6 +174,160 @@ def test_a_failing_notebook_is_reported_and_the_others_still_built(tmp_path, cap
     assert 'href="01_ok.html"' in index and "not built" in index and "boom" in index
     assert not list(out.glob(".*.tmp")) and not list(out.glob(".*.partial"))
     assert not (out / "02_bad.html").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# The site reads like a book: titles, alt texts, no machine's paths, prev/next, live links
+# --------------------------------------------------------------------------------------------
+
+
+def test_paths_and_the_host_name_are_replaced(tmp_path):
+    root = site.REPO
+    text = (f"loaded {root}/data/x.wav from {tempfile.gettempdir()}/run1/a.pt; "
+            f"home {Path.home()}/.cache/torch; other /home/ann/exp/ckpt.pt and /work/co/b/c.txt;"
+            f" on {socket.gethostname()}")
+    out = site.scrub_paths(text, root)
+    assert "<repo>/data/x.wav" in out and "<tmp>/run1/a.pt" in out
+    assert "<home>/…/ckpt.pt" in out and "<repo>/…/c.txt" in out
+    for folder in ("/work/", "/root/", "/home/", "/tmp/"):
+        assert folder not in out, out
+    if len(socket.gethostname().split(".")[0]) >= 4:
+        assert socket.gethostname().split(".")[0] not in out
+    assert site.scrub_paths("a/b/tmp/c and 1/2", root) == "a/b/tmp/c and 1/2"  # relative: kept
+
+
+def test_every_figure_gets_an_alt_text_from_its_labels_or_its_section():
+    nb = nbformat.v4.new_notebook()
+    png = nbformat.v4.new_output("display_data", data={"image/png": PNG})
+    labelled = nbformat.v4.new_code_cell(
+        'ax.set(title=f"Ramp of {n} samples", xlabel="time (s)")\nax.set_ylabel("$x$")')
+    labelled.outputs = [png]
+    bare = nbformat.v4.new_code_cell("plt.plot(y)")
+    bare.outputs = [png, png]
+    nb.cells = [nbformat.v4.new_markdown_cell("# 01 · T\n\n## 1. Ramps"), labelled,
+                nbformat.v4.new_markdown_cell("## 2. *Bare* figures"), bare]
+    assert site.figure_alt_texts(nb, "T") == [
+        "Figure 1 of T: Ramp of … samples (axes: time (s), x)",
+        "Figure 2 of T: output of the cell after '2. Bare figures'",
+        "Figure 3 of T: output of the cell after '2. Bare figures'"]
+    page = site._add_alts(f'<img src="data:image/png;base64,{PNG}"><img alt="" src="z.png">',
+                          {PNG: "Figure 1 of T: a ramp"}, "T")
+    assert page == ('<img alt="Figure 1 of T: a ramp" src="data:image/png;base64,' + PNG
+                    + '"><img alt="Image 2 of T" src="z.png">')
+
+
+def test_the_link_checker_reports_dead_relative_links_only(tmp_path):
+    books, out = tmp_path / "notebooks", tmp_path / "site"
+    books.mkdir()
+    out.mkdir()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "seed.md").write_text("seed")
+    (out / "index.html").write_text('<a href="01_a.html#top">a</a> <a href="#x">here</a>')
+    (out / "01_a.html").write_text(
+        '<a href="index.html">c</a> <a href="../docs/seed.md">seed</a> '
+        '<a href="https://example.org/x">web</a> <img src="data:image/png;base64,AA"> '
+        '<a href="mailto:a@b.c">m</a> <a href="../docs/gone.md">gone</a> '
+        '<img alt="x" src="figs/missing.png"> <a href="02_b.html">next</a>')
+    assert site.check_links(out, books) == [
+        "01_a.html: ../docs/gone.md", "01_a.html: figs/missing.png", "01_a.html: 02_b.html"]
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    """A site of two tiny notebooks: figures, path-printing outputs and one dead link."""
+    base = tmp_path_factory.mktemp("book")
+    books = base / "nb"
+    books.mkdir()
+    (base / "docs").mkdir()
+    (base / "docs" / "seed.md").write_text("the seeds")
+    (books / "where.txt").write_text(f"{site.REPO}/data/words/yes.wav")
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    _notebook(books / "01_first.ipynb",
+              md("# 01 · First steps in sound\n\nA page with a figure; see "
+                 "[the seeds](../docs/seed.md).\n\n## 1. A ramp"),
+              code("%matplotlib inline\nimport matplotlib.pyplot as plt\n"
+                   "fig, ax = plt.subplots(figsize=(2, 1))\nax.plot([0, 1])\n"
+                   "ax.set(title='A rising ramp', xlabel='time (s)', ylabel='amplitude')\n"
+                   "plt.show()"),
+              md("## 2. Where it ran"),
+              code("import os, socket, sys\nprint(open('where.txt').read())\n"
+                   "print(os.getcwd(), sys.executable, socket.gethostname())\n"
+                   "print('/' + 'home/ann/runs/ckpt.pt')\n"
+                   "fig, ax = plt.subplots(figsize=(2, 1))\nplt.show()"))
+    _notebook(books / "02_second.ipynb",
+              md("# 02 · Second steps\n\nBack to [the first](01_first.ipynb) and a "
+                 "[dead link](../docs/gone.md)."),
+              code("import os\nos.getcwd()"))
+    out = base / "site"
+    lines: list[str] = []
+    results = site.build_site(out, site.find_notebooks(books), timeout=120, log=lines.append)
+    return out, books, results, lines
+
+
+def _without_data(page: str) -> str:
+    return re.sub(r"data:[^\"'\s)]+", "data:…", page)
+
+
+@pytest.mark.slow
+def test_pages_have_the_notebook_title_and_alt_text_on_every_image(book):
+    out, _, results, _ = book
+    assert [r.error for r in results] == [None, None]
+    first = (out / "01_first.html").read_text()
+    second = (out / "02_second.html").read_text()
+    assert "<title>First steps in sound</title>" in first
+    assert "<title>Second steps</title>" in second
+    imgs = re.findall(r"<img\b[^>]*>", first, re.S)
+    assert len(imgs) == results[0].figures == 2
+    alts = [html.unescape(re.search(r'\salt="([^"]*)"', tag)[1]) for tag in imgs]
+    assert alts == [
+        "Figure 1 of First steps in sound: A rising ramp (axes: time (s), amplitude)",
+        "Figure 2 of First steps in sound: output of the cell after '2. Where it ran'"]
+    for page in out.glob("*.html"):
+        for tag in re.findall(r"<img\b[^>]*>", page.read_text(), re.S):
+            assert re.search(r'\salt="[^"]+"', tag), f"{page.name}: {tag[:80]}"
+
+
+@pytest.mark.slow
+def test_no_page_shows_a_machine_path_or_name(book):
+    out, _, _, _ = book
+    first = (out / "01_first.html").read_text()
+    assert "&lt;repo&gt;/data/words/yes.wav" in first and "&lt;home&gt;/…/ckpt.pt" in first
+    host = socket.gethostname().split(".")[0]
+    for page in out.glob("*.html"):
+        text = _without_data(page.read_text())
+        for folder in ("/work/", "/root/", "/home/", "/tmp/", str(site.REPO)):
+            assert folder not in text, f"{page.name} shows {folder}"
+        if len(host) >= 4:
+            assert host not in text, f"{page.name} shows the host name"
+
+
+@pytest.mark.slow
+def test_every_page_links_to_its_neighbours_and_the_contents(book):
+    out, _, _, _ = book
+
+    def nav(name: str) -> list[list[tuple[str, str]]]:
+        page = (out / name).read_text()
+        navs = re.findall(r'<nav\b[^>]*class="site-nav[^"]*"[^>]*>(.*?)</nav>', page, re.S)
+        return [[(re.search(r'class="site-(\w+)"', a)[1], re.search(r'href="([^"]+)"', a)[1])
+                 for a in re.findall(r"<a\b[^>]*>", n)] for n in navs]
+
+    first, second = nav("01_first.html"), nav("02_second.html")
+    assert len(first) == len(second) == 2  # at the top and at the foot
+    assert first[0] == first[1] == [("prev", "index.html"), ("contents", "index.html"),
+                                    ("next", "02_second.html")]
+    assert second[0] == second[1] == [("prev", "01_first.html"), ("contents", "index.html"),
+                                      ("next", "index.html")]
+    assert "Next: Second steps →" in (out / "01_first.html").read_text()
+
+
+@pytest.mark.slow
+def test_a_dead_relative_link_is_reported_and_the_live_ones_resolve(book):
+    out, books, results, lines = book
+    assert [r.dead_links for r in results] == [[], ["../docs/gone.md"]]
+    assert "02_second.html: dead link ../docs/gone.md" in lines
+    assert site.check_links(out, books) == [  # the index repeats the page's first paragraph
+        "02_second.html: ../docs/gone.md", "index.html: ../docs/gone.md"]
+    assert 'href="../docs/seed.md"' in (out / "01_first.html").read_text()
 
 
 # --------------------------------------------------------------------------------------------

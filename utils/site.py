@@ -13,6 +13,14 @@ loads nothing from the network:
   controls shown but disabled, since a page has no kernel to call back;
 * the Colab badge image is drawn inline.
 
+The pages read like a book: each ``<title>`` is the notebook's own title, every page links to
+the contents and to the pages before and after it (at its top and its foot), every figure has
+an ``alt`` text saying what it shows (the titles and axis labels its cell sets, or the section it
+belongs to), and no output shows where it ran: the repository root, the home and temporary
+folders and the machine's name are replaced by ``<repo>``, ``<home>``, ``<tmp>`` and ``<host>``.
+After writing, :func:`check_links` checks that every relative ``href``/``src`` of the pages
+names a file of the site or of the repository (e.g. ``../docs/seed.md``).
+
 Serve the folder with ``python -m http.server --directory OUT_DIR`` and open
 ``http://localhost:8000``, or open ``OUT_DIR/index.html`` directly. A notebook that fails is
 reported (file, cell, error) and left out; the others are still built, and the command exits
@@ -28,10 +36,12 @@ import base64
 import html
 import json
 import re
+import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +51,9 @@ from utils.errors import OptionError, ProjectError
 __all__ = [
     "PageResult",
     "build_site",
+    "check_links",
+    "figure_alt_texts",
+    "scrub_paths",
     "find_notebooks",
     "markdown_math_to_mathml",
     "static_widget_html",
@@ -48,6 +61,8 @@ __all__ = [
     "main",
 ]
 
+#: The repository root, hidden from the pages' outputs as ``<repo>``.
+REPO = Path(__file__).resolve().parents[1]
 #: The template folder (an nbconvert template extending JupyterLab's, without remote scripts).
 TEMPLATES = Path(__file__).with_name("site_templates")
 #: The MIME types of widget outputs and of the widget state stored in a notebook's metadata.
@@ -232,6 +247,214 @@ def _freeze_widgets(nb: Any) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# Outputs: no machine's paths, figures with alt texts
+# --------------------------------------------------------------------------------------------
+
+#: Folders that name a machine (a checkout, a home, a temporary folder), wherever they appear.
+_MACHINE_PATHS = re.compile(
+    r"(?<![\w.~<>-])/(?:work|root|home|tmp)(?![\w.-])(?:/[^\s'\"<>()\[\]{},;:|*?]*)?")
+_PLACEHOLDER = {"work": "<repo>", "root": "<home>", "home": "<home>", "tmp": "<tmp>"}
+
+
+def scrub_paths(text: str, root: str | Path) -> str:
+    """A text output without the absolute paths and the name of the machine that produced it.
+
+    The repository root becomes ``<repo>`` (``/work/main/data/x.wav`` reads
+    ``<repo>/data/x.wav``), the home folder ``<home>``, the temporary folder ``<tmp>``, and the
+    host name ``<host>``. Any other path under ``/work``, ``/root``, ``/home`` or ``/tmp`` (one a
+    stored checkpoint recorded on another machine) keeps only its file name:
+    ``/home/ann/x/ckpt.pt`` reads ``<home>/…/ckpt.pt``.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        text: One text output (a stream, a ``text/plain`` or ``text/html`` value, a traceback).
+        root: The repository root of this machine.
+
+    Returns:
+        The text with every such path and name replaced.
+    """
+    known = {str(Path(root).resolve()): "<repo>", str(Path(root).absolute()): "<repo>",
+             str(Path(tempfile.gettempdir()).resolve()): "<tmp>", tempfile.gettempdir(): "<tmp>",
+             str(Path.home()): "<home>"}
+    for folder in sorted(known, key=len, reverse=True):
+        folder_ = folder.rstrip("/")
+        if folder_:
+            text = re.sub(r"(?<![\w.~-])" + re.escape(folder_) + r"(?![\w.-])", known[folder],
+                          text)
+
+    def other(m: re.Match[str]) -> str:
+        parts = m.group(0).split("/")  # ['', 'home', 'ann', 'x', 'ckpt.pt']
+        rest = parts[3:] if parts[1] in ("home", "work") else parts[2:]
+        if len(rest) > 1:
+            rest = ["…", rest[-1]]
+        return "/".join([_PLACEHOLDER[parts[1]], *rest])
+
+    text = _MACHINE_PATHS.sub(other, text)
+    host = socket.gethostname().split(".")[0]
+    if len(host) >= 4:
+        text = re.sub(rf"(?<![\w-]){re.escape(host)}(?![\w-])", "<host>", text)
+    return text
+
+
+def _scrub_outputs(nb: Any, root: Path) -> None:
+    """Apply :func:`scrub_paths` to every text of every output of a notebook (not to images)."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if "text" in out:
+                out["text"] = scrub_paths("".join(out["text"]), root)
+            if "evalue" in out:
+                out["evalue"] = scrub_paths(out["evalue"], root)
+            if "traceback" in out:
+                out["traceback"] = [scrub_paths(t, root) for t in out["traceback"]]
+            data = out.get("data", {})
+            for mime, value in data.items():
+                if mime.startswith("text/") or mime == "image/svg+xml":
+                    data[mime] = scrub_paths("".join(value), root)
+
+
+# the titles and axis labels a cell sets: set_title("…"), title="…", xlabel("…"), suptitle("…")
+_LABEL_CALL = re.compile(
+    r"\b(?P<kind>suptitle|set_title|title|set_xlabel|set_ylabel|xlabel|ylabel)"
+    r"\s*[(=]\s*[rRuUfF]{0,2}(?P<q>\"\"\"|'''|\"|')(?P<text>.*?)(?P=q)", re.S)
+_IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml")
+
+
+def _plain(text: str) -> str:
+    """A label as plain words: f-string fields and TeX markup dropped, spaces collapsed."""
+    text = re.sub(r"\{[^{}]*\}", "…", text)
+    text = re.sub(r"\\[a-zA-Z]+|[$\\{}^_]", "", text)
+    return re.sub(r"\s+", " ", text).strip(" ,;:")
+
+
+def figure_alt_texts(nb: Any, title: str) -> list[str]:
+    """One ``alt`` text per image output of a notebook, in order, never empty.
+
+    A figure is described by the titles and axis labels its code cell sets (``set_title``,
+    ``suptitle``, ``title=``, ``xlabel``/``ylabel``, ``ax.set(title=..., xlabel=...)``): "Figure
+    N of <title>: <titles> (axes: <labels>)". A cell that sets none gives "Figure N of <title>:
+    output of the cell after '<section heading>'".
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        nb: The executed notebook.
+        title: The notebook's title.
+
+    Returns:
+        The texts, one per ``image/png``, ``image/jpeg`` or ``image/svg+xml`` output.
+    """
+    alts: list[str] = []
+    heading = title
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            found = re.findall(r"^#{1,6}\s+(.+?)\s*$", cell.source, re.M)
+            if found:
+                heading = re.sub(r"[*`$]", "", found[-1]).strip()
+            continue
+        if cell.cell_type != "code":
+            continue
+        titles: list[str] = []
+        axes: list[str] = []
+        for m in _LABEL_CALL.finditer(cell.source):
+            text = _plain(m.group("text"))
+            if text and text not in titles + axes:
+                is_title = m.group("kind") in ("suptitle", "set_title", "title")
+                (titles if is_title else axes).append(text)
+        what = "; ".join(titles)
+        if axes:
+            what += f"{' ' if what else ''}(axes: {', '.join(axes)})"
+        for out in cell.get("outputs", []):
+            if any(m in out.get("data", {}) for m in _IMAGE_MIMES):
+                n = len(alts) + 1
+                alts.append(f"Figure {n} of {title}: {what}" if what else
+                            f"Figure {n} of {title}: output of the cell after '{heading}'")
+    return alts
+
+
+def _figure_sources(nb: Any, alts: Sequence[str]) -> dict[str, str]:
+    """``{image data: alt text}`` of a notebook's image outputs (what the page's ``src`` holds)."""
+    found: dict[str, str] = {}
+    images = (out["data"] for cell in nb.cells for out in cell.get("outputs", [])
+              if any(m in out.get("data", {}) for m in _IMAGE_MIMES))
+    for data, alt in zip(images, alts, strict=False):
+        for mime in _IMAGE_MIMES:
+            if mime in data:
+                value = "".join(data[mime]).replace("\n", "")
+                found.setdefault(value, alt)
+                found.setdefault(base64.b64encode(value.encode()).decode(), alt)
+    return found
+
+
+_IMG = re.compile(r"<img\b[^>]*>", re.S)
+#: What nbconvert writes as the ``alt`` of every output image: replaced, it says nothing.
+_NBCONVERT_ALT = "No description has been provided for this image"
+_ALT = re.compile(r"""\salt\s*=\s*(["'])(.*?)\1""", re.S)
+_SRC = re.compile(r"""\ssrc\s*=\s*(["'])(.*?)\1""", re.S)
+
+
+def _add_alts(page: str, by_source: dict[str, str], title: str) -> str:
+    """Give every ``<img>`` of a page a non-empty ``alt``: its figure's text, or a fallback."""
+    count = 0
+
+    def fix(m: re.Match[str]) -> str:
+        nonlocal count
+        count += 1
+        tag = m.group(0)
+        alt = _ALT.search(tag)
+        if alt is not None and alt.group(2).strip() not in ("", _NBCONVERT_ALT):
+            return tag
+        src = _SRC.search(tag)
+        data = src.group(2).split(",", 1)[-1].replace("\n", "") if src else ""
+        text = by_source.get(data) or f"Image {count} of {title}"
+        if alt is not None:
+            tag = _ALT.sub("", tag, count=1)
+        return f'<img alt="{html.escape(text, quote=True)}"{tag[4:]}'
+
+    return _IMG.sub(fix, page)
+
+
+# --------------------------------------------------------------------------------------------
+# Links
+# --------------------------------------------------------------------------------------------
+
+_LINK = re.compile(r"""\s(?:href|src)\s*=\s*(["'])(.*?)\1""", re.S)
+
+
+def check_links(site_dir: str | Path, notebooks_dir: str | Path) -> list[str]:
+    """Every relative link of the built pages that leads nowhere.
+
+    A relative ``href`` or ``src`` (no scheme such as ``https:`` or ``data:``, not ``//host``,
+    ``/path`` or a ``#fragment`` alone) must name a file of the site (another page) or, read
+    from the folder the notebooks sit in, a file of the repository (``../docs/seed.md`` from
+    a notebook of ``notebooks/``).
+
+    Notebook: notebooks/01_signal_processing.ipynb
+
+    Args:
+        site_dir: The built site.
+        notebooks_dir: The folder of the notebooks the pages were built from.
+
+    Returns:
+        One ``"page: link"`` line per dead link, in page order; empty when all resolve.
+    """
+    site_dir, notebooks_dir = Path(site_dir), Path(notebooks_dir)
+    dead = []
+    for page in sorted(site_dir.glob("*.html")):
+        seen = set()
+        for m in _LINK.finditer(page.read_text(encoding="utf-8")):
+            link = html.unescape(m.group(2)).strip()
+            if (not link or link.startswith(("#", "/"))
+                    or re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", link) or link in seen):
+                continue
+            seen.add(link)
+            target = re.split(r"[#?]", link, maxsplit=1)[0]
+            if not any((base / target).is_file() for base in (page.parent, notebooks_dir)):
+                dead.append(f"{page.name}: {link}")
+    return dead
+
+
+# --------------------------------------------------------------------------------------------
 # Pages
 # --------------------------------------------------------------------------------------------
 
@@ -251,6 +474,7 @@ class PageResult:
         figures: Figures (``<img>``) on the page.
         players: Audio players (``<audio>``) on the page.
         error: Why it failed (``None`` when it did not).
+        dead_links: Relative links of the page that lead nowhere (:func:`check_links`).
     """
 
     notebook: Path
@@ -261,6 +485,7 @@ class PageResult:
     figures: int = 0
     players: int = 0
     error: str | None = None
+    dead_links: list[str] = field(default_factory=list)
 
 
 def find_notebooks(folder: str | Path, only: Sequence[str] = ()) -> list[Path]:
@@ -292,12 +517,17 @@ def find_notebooks(folder: str | Path, only: Sequence[str] = ()) -> list[Path]:
     return books
 
 
+#: The number markup in front of a notebook title: "01 · ", "3. ", "02 - ".
+_TITLE_NUMBER = re.compile(r"^\d+\s*(?:[·.:)\-–—]\s*)?")
+
+
 def _title_and_summary(nb: Any) -> tuple[str, str]:
     first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
     if first is None:
         return "", ""
     lines = first.source.splitlines()
     title = next((ln.lstrip("# ").strip() for ln in lines if ln.startswith("# ")), "")
+    title = _TITLE_NUMBER.sub("", title).strip() or title
     paragraphs = [p.strip() for p in "\n".join(lines).split("\n\n")]
     summary = next((p for p in paragraphs if p and not p.startswith(("#", "[!["))), "")
     summary = re.sub(r"\s+", " ", summary)
@@ -328,10 +558,14 @@ def _execute(path: Path, timeout: int) -> Any:
     return nb
 
 
-def _render(nb: Any, nav: str) -> str:
-    """The HTML page of an executed notebook (math as MathML, widgets frozen, no remote URL)."""
+def _render(nb: Any, nav: str, title: str) -> str:
+    """The HTML page of an executed notebook (math as MathML, widgets frozen, no remote URL,
+    no machine's path, an ``alt`` on every image, ``title`` as the page's title)."""
     from nbconvert import HTMLExporter
 
+    nb.metadata["title"] = title or "Notebook"
+    _scrub_outputs(nb, REPO)
+    figures = _figure_sources(nb, figure_alt_texts(nb, title))
     formulas: dict[str, str] = {}
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -339,18 +573,21 @@ def _render(nb: Any, nav: str) -> str:
     _freeze_widgets(nb)
     exporter = HTMLExporter(template_name="site", extra_template_basedirs=[str(TEMPLATES)])
     body, _ = exporter.from_notebook_node(nb, resources={"site_nav": nav})
-    return _restore_math(body, formulas)
+    return _add_alts(_restore_math(body, formulas), figures, title)
 
 
 def _nav(pages: Sequence[PageResult], i: int) -> str:
-    links = ['<a href="index.html">Contents</a>']
-    if i > 0:
-        links.append(f'<a href="{pages[i - 1].notebook.stem}.html">← '
-                     f"{html.escape(pages[i - 1].title)}</a>")
-    if i + 1 < len(pages):
-        links.append(f'<a href="{pages[i + 1].notebook.stem}.html">'
-                     f"{html.escape(pages[i + 1].title)} →</a>")
-    return " · ".join(links)
+    """The links of page ``i``: previous, contents, next (the first and last page's outer
+    neighbour is the contents)."""
+    before = (f"{pages[i - 1].notebook.stem}.html", pages[i - 1].title) if i > 0 else (
+        "index.html", "Contents")
+    after = (f"{pages[i + 1].notebook.stem}.html", pages[i + 1].title) if i + 1 < len(
+        pages) else ("index.html", "Contents")
+    return (f'<a rel="prev" class="site-prev" href="{before[0]}">← Previous: '
+            f"{html.escape(before[1])}</a> · "
+            '<a class="site-contents" href="index.html">Contents</a> · '
+            f'<a rel="next" class="site-next" href="{after[0]}">Next: '
+            f"{html.escape(after[1])} →</a>")
 
 
 def _index_html(results: Sequence[PageResult], built: str) -> str:
@@ -397,6 +634,8 @@ def build_site(
     """Execute notebooks and write their pages and the index into ``out_dir``.
 
     A notebook that fails to run is reported and left out; the others are still written.
+    The written pages' relative links are checked (:func:`check_links`); dead ones are logged
+    and kept in each page's :attr:`PageResult.dead_links`.
 
     Notebook: notebooks/01_signal_processing.ipynb
 
@@ -433,7 +672,7 @@ def build_site(
     for r, nb in zip(results, executed, strict=True):
         if nb is None:
             continue
-        page = _render(nb, _nav(pages, pages.index(r)))
+        page = _render(nb, _nav(pages, pages.index(r)), r.title)
         r.figures = len(re.findall(r"<img\b", page))
         r.players = len(re.findall(r"<audio\b", page))
         r.page = save_atomic_bytes(page.encode(), out / f"{r.notebook.stem}.html")
@@ -441,6 +680,13 @@ def build_site(
             f"{len(page) / 1e6:.1f} MB")
     built = time.strftime("%Y-%m-%d %H:%M %Z")
     save_atomic_bytes(_index_html(results, built).encode(), out / "index.html")
+    by_page = {r.page.name: r for r in results if r.page is not None}
+    folder = results[0].notebook.resolve().parent if results else out
+    for line in check_links(out, folder):  # the notebooks of one folder (find_notebooks)
+        name, link = line.split(": ", 1)
+        if name in by_page:
+            by_page[name].dead_links.append(link)
+        log(f"{name}: dead link {link}")
     return results
 
 
@@ -462,7 +708,8 @@ def main(argv: list[str] | None = None) -> int:
     Notebook: notebooks/01_signal_processing.ipynb
 
     Returns:
-        0 when every page was built, 1 when a notebook failed, 2 for an invalid option.
+        0 when every page was built with every link resolving, 1 when a notebook failed or
+        a page has a dead relative link, 2 for an invalid option.
     """
     p = argparse.ArgumentParser(
         prog="python -m utils.site",
@@ -485,16 +732,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     failed = [r for r in results if r.error is not None]
+    dead = [f"{r.page.name}: {link}" for r in results if r.page for link in r.dead_links]
     print(f"\n{len(results) - len(failed)} of {len(results)} pages written to {a.out}; "
           f"serve with: python -m http.server --directory {a.out} 8000")
     for r in failed:
         print(f"skipped {r.notebook.name}: {r.error}", file=sys.stderr)
+    for line in dead:
+        print(f"dead link in {line}", file=sys.stderr)
     if a.json:
         print(json.dumps({"pages": [
             {"notebook": r.notebook.name, "page": r.page.name if r.page else None,
              "seconds": round(r.seconds, 1), "figures": r.figures, "players": r.players,
-             "error": r.error} for r in results]}))
-    return 1 if failed else 0
+             "error": r.error, "dead_links": r.dead_links} for r in results]}))
+    return 1 if failed or dead else 0
 
 
 if __name__ == "__main__":
