@@ -221,15 +221,15 @@ def test_the_link_checker_reports_dead_relative_links_only(tmp_path):
     books.mkdir()
     out.mkdir()
     (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "seed.md").write_text("seed")
+    (tmp_path / "docs" / "notes.txt").write_text("seed")
     (out / "index.html").write_text('<a href="01_a.html#top">a</a> <a href="#x">here</a>')
     (out / "01_a.html").write_text(
-        '<a href="index.html">c</a> <a href="../docs/seed.md">seed</a> '
+        '<a href="index.html">c</a> <a href="../docs/notes.txt">seed</a> '
         '<a href="https://example.org/x">web</a> <img src="data:image/png;base64,AA"> '
-        '<a href="mailto:a@b.c">m</a> <a href="../docs/gone.md">gone</a> '
+        '<a href="mailto:a@b.c">m</a> <a href="../docs/gone.txt">gone</a> '
         '<img alt="x" src="figs/missing.png"> <a href="02_b.html">next</a>')
     assert site.check_links(out, books) == [
-        "01_a.html: ../docs/gone.md", "01_a.html: figs/missing.png", "01_a.html: 02_b.html"]
+        "01_a.html: ../docs/gone.txt", "01_a.html: figs/missing.png", "01_a.html: 02_b.html"]
 
 
 @pytest.fixture(scope="module")
@@ -239,12 +239,12 @@ def book(tmp_path_factory):
     books = base / "nb"
     books.mkdir()
     (base / "docs").mkdir()
-    (base / "docs" / "seed.md").write_text("the seeds")
+    (base / "docs" / "notes.txt").write_text("the seeds")
     (books / "where.txt").write_text(f"{site.REPO}/data/words/yes.wav")
     md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
     _notebook(books / "01_first.ipynb",
               md("# 01 · First steps in sound\n\nA page with a figure; see "
-                 "[the seeds](../docs/seed.md).\n\n## 1. A ramp"),
+                 "[the seeds](../docs/notes.txt).\n\n## 1. A ramp"),
               code("%matplotlib inline\nimport matplotlib.pyplot as plt\n"
                    "fig, ax = plt.subplots(figsize=(2, 1))\nax.plot([0, 1])\n"
                    "ax.set(title='A rising ramp', xlabel='time (s)', ylabel='amplitude')\n"
@@ -256,7 +256,7 @@ def book(tmp_path_factory):
                    "fig, ax = plt.subplots(figsize=(2, 1))\nplt.show()"))
     _notebook(books / "02_second.ipynb",
               md("# 02 · Second steps\n\nBack to [the first](01_first.ipynb) and a "
-                 "[dead link](../docs/gone.md)."),
+                 "[dead link](../docs/gone.txt)."),
               code("import os\nos.getcwd()"))
     out = base / "site"
     lines: list[str] = []
@@ -323,11 +323,11 @@ def test_every_page_links_to_its_neighbours_and_the_contents(book):
 @pytest.mark.slow
 def test_a_dead_relative_link_is_reported_and_the_live_ones_resolve(book):
     out, books, results, lines = book
-    assert [r.dead_links for r in results] == [[], ["../docs/gone.md"]]
-    assert "02_second.html: dead link ../docs/gone.md" in lines
+    assert [r.dead_links for r in results] == [[], ["../docs/gone.txt"]]
+    assert "02_second.html: dead link ../docs/gone.txt" in lines
     assert site.check_links(out, books) == [  # the index repeats the page's first paragraph
-        "02_second.html: ../docs/gone.md", "index.html: ../docs/gone.md"]
-    assert 'href="../docs/seed.md"' in (out / "01_first.html").read_text()
+        "02_second.html: ../docs/gone.txt", "index.html: ../docs/gone.txt"]
+    assert 'href="../docs/notes.txt"' in (out / "01_first.html").read_text()
 
 
 # --------------------------------------------------------------------------------------------
