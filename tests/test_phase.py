@@ -273,6 +273,11 @@ def test_degli_task_trains_resumes_exactly_and_evaluates(voiced_words, tmp_path,
                       "--no-second-opinions", "--no-progress", "--json"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["n_clips"] == 2 and "Deep Griffin-Lim" in res["system"]
+    # the vocoder evaluation takes every learned reconstruction, a Deep Griffin-Lim included
+    assert eval_main(["vocoder", best, str(voiced_words), "--limit", "1", "--no-stoi",
+                      "--no-second-opinions", "--no-progress", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["n_clips"] == 1 and "Deep Griffin-Lim" in res["system"]
     code = train_main(["degli", "--data", str(voiced_words), "--out", str(tmp_path / "o"),
                        "--set", "kind=quaternion", "--no-progress"])
     assert code == 2 and "kind" in capsys.readouterr().err

@@ -14,8 +14,9 @@ audio detached, and the generator's adversarial and feature-matching losses see 
 discriminators' weights detached (``torch.func.functional_call``), so each loss moves only its
 own side. ``--adversarial none --init ...`` is the control: the same steps without them.
 
-Evaluation (``python -m utils.evaluate vocoder CHECKPOINT DATA_DIR [--json]``): each clip is
-resynthesised from its true log-mel and scored like the codec (``utils.scoring.score_files``,
+Evaluation (``python -m utils.evaluate vocoder CHECKPOINT DATA_DIR [--json]``, CHECKPOINT any
+learned reconstruction: a vocoder or a Deep Griffin-Lim): each clip is resynthesised from its
+true log-mel and scored like the codec (``utils.scoring.score_files``,
 delay 0: the vocoder is in time by construction), so the numbers sit next to Griffin-Lim's
 (``python -m utils.evaluate codec - DATA_DIR --baseline griffinlim``).
 
@@ -260,18 +261,23 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         The summary (``pesq_wb``, ``logmel_l1``, ``stoi``, ``n_clips``, ``n_failed``, ...).
     """
     from utils.distributed import resolve_device
+    from utils.reconstruction import reconstruction
 
     files = scoring.clip_files(a)
     device = resolve_device(a.device)
-    model = MelVocoder.from_checkpoint(a.checkpoint, map_location=device)
+    # any learned reconstruction: a mel vocoder, or a Deep Griffin-Lim (told apart by kind)
+    rebuild = reconstruction(a.checkpoint, option="checkpoint", map_location=str(device))
+    model = rebuild.model
 
     def rec(y: np.ndarray) -> np.ndarray:
-        return model.synthesize(log_mel(y, model.features), len(y))
+        return rebuild(log_mel(y, model.features), len(y))
 
     res = scoring.score_files(files, rec, metrics=scoring.metrics_of(a), root=a.data_dir,
                               dnsmos_originals=a.dnsmos_originals,
                               progress=not a.no_progress)
-    summary = scoring.report_scores(
-        a, res, f"mel vocoder ({model.config.head} head, {model.num_parameters():,} "
-                 "parameters), true mel")
-    return summary
+    if isinstance(model, MelVocoder):
+        system = (f"mel vocoder ({model.config.head} head, {model.num_parameters():,} "
+                  "parameters), true mel")
+    else:
+        system = f"{rebuild.name}, true mel"
+    return scoring.report_scores(a, res, system)
