@@ -27,12 +27,12 @@ import torch
 from torch import Tensor, nn
 
 from utils import scoring
-from utils.audio import log_mel
 from utils.errors import OptionError
 from utils.models.degli import MODEL_KIND, DeepGriffinLim, DeGLIConfig, magnitude_and_phase
 from utils.models.vocoder import multi_resolution_stft_loss
 from utils.phase import torch_istft
 from utils.tasks import codec as codec_task
+from utils.tasks.vocoder import evaluate_command as evaluate_learned
 from utils.tasks.vocoder import make_wave_batch
 from utils.training import Task, TrainConfig, override, train
 
@@ -192,21 +192,12 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
     """Run ``python -m utils.evaluate degli``: resynthesis from the true mel, scored.
 
+    The same evaluation as ``python -m utils.evaluate vocoder``, which takes every learned
+    reconstruction (:func:`utils.tasks.vocoder.evaluate_command`).
+
     Notebook: notebooks/08_vocoders.ipynb
 
     Returns:
         The summary.
     """
-    files = scoring.clip_files(a)
-    model = DeepGriffinLim.from_checkpoint(a.checkpoint)
-
-    def rec(y: np.ndarray) -> np.ndarray:
-        return model.synthesize(log_mel(y, model.features), len(y))
-
-    res = scoring.score_files(files, rec, metrics=scoring.metrics_of(a), root=a.data_dir,
-                              dnsmos_originals=a.dnsmos_originals,
-                              progress=not a.no_progress)
-    return scoring.report_scores(
-        a, res, f"Deep Griffin-Lim ({model.config.kind} denoiser, "
-                f"{model.num_parameters():,} parameters, {model.config.iterations} it.), "
-                "true mel")
+    return evaluate_learned(a)

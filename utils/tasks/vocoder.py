@@ -278,6 +278,8 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
     if isinstance(model, MelVocoder):
         system = (f"mel vocoder ({model.config.head} head, {model.num_parameters():,} "
                   "parameters), true mel")
-    else:
-        system = f"{rebuild.name}, true mel"
+    else:  # a Deep Griffin-Lim
+        system = (f"Deep Griffin-Lim ({model.config.kind} denoiser, "
+                  f"{model.num_parameters():,} parameters, {model.config.iterations} it.), "
+                  "true mel")
     return scoring.report_scores(a, res, system)
