@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from utils import repository
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-REPO = "sound-reconstruction/vqvae-complex-notebooks"
+REPO = repository.REPOSITORY
 
 
 def cells(nb: Path) -> list[dict]:
