@@ -75,6 +75,7 @@ RECONSTRUCTIONS = {
     "melgl_128": ("mel-consistent GL 128 it. (from PGHI)", "melgl_pghi:128"),
     "degli_complex": ("Deep GL, complex denoiser (16 + 4 it., 3 seeds)", "degli_complex_s0"),
     "degli_real": ("Deep GL, real twin (16 + 4 it., 3 seeds)", "degli_real_s0"),
+    "degli_mag": ("Deep GL, magnitude-only denoiser (16 + 4 it., 3 seeds)", "degli_mag_s0"),
     "vocoder_true_mel": ("shipped vocoder", "vocoder"),
     "vocoder_ft_none": ("vocoder + 800 steps, no discriminator (control)", "vocoder"),
     "vocoder_ft_mpd": ("vocoder + 800 steps + MPD", "vocoder"),
@@ -232,10 +233,12 @@ def reconstruction_table(data: dict) -> str:
     return "\n".join(lines)
 
 
-def complex_vs_real(data: dict) -> dict[str, tuple[float, float, float, int]]:
-    """Deep Griffin-Lim, complex − real denoiser: per clip the mean over each kind's three
-    seeds, then the paired bootstrap over clips (PESQ-WB and ViSQOL)."""
-    rows = {k: [_rows(f"degli_{k}_s{s}") for s in range(3)] for k in ("complex", "real")}
+def kinds_compared(a: str = "complex", b: str = "real",
+                   ) -> dict[str, tuple[float, float, float, int]]:
+    """Deep Griffin-Lim, denoiser kind ``a`` − kind ``b`` (``complex``, ``real`` = the [Re, Im]
+    twin, ``mag`` = magnitude-only): per clip the mean over each kind's three seeds, then the
+    paired bootstrap over clips (PESQ-WB and ViSQOL)."""
+    rows = {k: [_rows(f"degli_{k}_s{s}") for s in range(3)] for k in (a, b)}
     common = sorted(set.intersection(*[set(r) for rs in rows.values() for r in rs]))
 
     def mean(kind: str, f: str, metric: str) -> float:
@@ -245,10 +248,15 @@ def complex_vs_real(data: dict) -> dict[str, tuple[float, float, float, int]]:
 
     out = {}
     for metric in ("pesq_wb", "visqol"):
-        ci = paired_bootstrap([mean("complex", f, metric) for f in common],
-                              [mean("real", f, metric) for f in common])
+        ci = paired_bootstrap([mean(a, f, metric) for f in common],
+                              [mean(b, f, metric) for f in common])
         out[metric] = (ci.mean, ci.lo, ci.hi, ci.n)
     return out
+
+
+def complex_vs_real(data: dict) -> dict[str, tuple[float, float, float, int]]:
+    """Deep Griffin-Lim, complex − real [Re, Im] denoiser (:func:`kinds_compared`)."""
+    return kinds_compared("complex", "real")
 
 
 def stored_tables(data: dict | None = None) -> str:

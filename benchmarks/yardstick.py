@@ -64,7 +64,7 @@ SYSTEMS: dict[str, tuple[str, list[str], list[str], int]] = {
     **{f"{m}_{n}": ("codec", ["-"], ["--baseline", "griffinlim", "--vocoder", f"{m}:{n}"], 1)
        for m, n in (("pghi", 32), ("melgl", 32), ("melgl", 128))},
     **{f"degli_{k}_s{s}": ("degli", [f"data/pretrained/degli_{k}_s{s}.pt"], [], 1)
-       for k in ("complex", "real") for s in range(3)},
+       for k in ("complex", "real", "mag") for s in range(3)},
     **{f"vocoder_ft_{a}": ("vocoder", [f"runs/vocoder_ft/{a}/best.pt"], [], 1)
        for a in ("none", "mpd", "mrd", "both")},
     **{f"codec_{b}_{m}": ("codec", [CODEC], ["--max-bitrate", str(r), "--vocoder", spec], 1)

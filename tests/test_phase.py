@@ -224,7 +224,7 @@ def test_untrained_deep_griffin_lim_is_exactly_the_classical_method(voiced):
     assert np.abs(y - by_hand).max() < 1e-4 * np.abs(by_hand).max()
 
 
-@pytest.mark.parametrize("kind", ["complex", "real"])
+@pytest.mark.parametrize("kind", ["complex", "real", "mag"])
 def test_deep_griffin_lim_denoisers_are_parameter_matched_and_roundtrip(kind, tmp_path):
     complex_model = DeepGriffinLim(DeGLIConfig(kind="complex"))
     model = DeepGriffinLim(DeGLIConfig(kind=kind))
@@ -383,3 +383,16 @@ def test_exported_model_gives_the_same_waveform(kind, voiced, tmp_path):
     (tmp_path / "junk.ts").write_bytes(b"not a model")
     with pytest.raises(ProjectError):
         load_exported(tmp_path / "junk.ts")
+
+
+@pytest.mark.parametrize("kind", ["complex", "real", "mag"])
+def test_deep_griffin_lim_zero_started_last_layer_gets_a_gradient(kind):
+    """Regression: the magnitude-only denoiser built its step with ``torch.polar``, whose
+    gradient with respect to the magnitude is zero at zero, so the zero-initialised last layer
+    never moved and 600 training steps left the classical method unchanged."""
+    torch.manual_seed(0)
+    model = DeepGriffinLim(DeGLIConfig(kind=kind))
+    X, Y, Z = (torch.randn(1, 65, 12, dtype=torch.complex64) for _ in range(3))
+    (Z - model.denoise(X, Y, Z)).abs().mean().backward()
+    last = model.denoiser[-1]
+    assert last.weight.grad is not None and last.weight.grad.abs().max() > 0

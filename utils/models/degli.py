@@ -21,7 +21,11 @@ Two denoisers with the same shape, the collection's two halves side by side (``k
   CReLU between them: a complex-valued network doing the job it is made for;
 * ``"real"``: its real twin: ``nn.Conv2d`` on the six channels ``[Re, Im]`` of the same
   spectrograms, ReLU (which *is* CReLU on ``[Re, Im]`` channels), as many parameters as can
-  be matched (``channels`` chosen by :func:`matched_real_channels`).
+  be matched (``channels`` chosen by :func:`matched_real_channels`);
+* ``"mag"``: a magnitude-only network: ``nn.Conv2d`` on the three magnitudes ``|X|, |Y|, |Z|``
+  predicting a magnitude correction ``r``; the step is ``X ← (|Z| − r)·e^{i∠Z}``, so the
+  network never sees or sets a phase (the phase moves only through the projections), again
+  at matched parameters.
 
 Inputs are divided by the RMS of ``A`` per clip (and the output multiplied back), so the
 network sees the same scale for a whisper and a shout.
@@ -56,32 +60,35 @@ __all__ = ["MODEL_KIND", "KINDS", "DeGLIConfig", "DeepGriffinLim", "matched_real
 
 #: Written into checkpoints; a checkpoint of another kind is refused with a clear error.
 MODEL_KIND = "deep-griffin-lim"
-#: The two denoisers.
-KINDS = ("complex", "real")
+#: The three denoisers: complex-valued, its real [Re, Im] twin, magnitude-only.
+KINDS = ("complex", "real", "mag")
+#: Input and output channels of each denoiser (X, Y, Z in; one correction out).
+_IO = {"complex": (3, 1), "real": (6, 2), "mag": (3, 1)}
 
 
-def _conv_params(c_in: int, c_out: int, k: int, real: bool) -> int:
-    if real:
-        return c_out * c_in * k + c_out
-    return 2 * (c_out * c_in * k + c_out)
+def _conv_params(c_in: int, c_out: int, k: int, complex_valued: bool) -> int:
+    n = c_out * c_in * k + c_out
+    return 2 * n if complex_valued else n
 
 
-def _denoiser_params(channels: int, layers: int, k: int, real: bool) -> int:
-    io = 6 if real else 3          # X, Y, Z (as [Re, Im] pairs for the real twin)
-    out = 2 if real else 1
+def _denoiser_params(channels: int, layers: int, k: int, kind: str) -> int:
+    io, out = _IO[kind]
     sizes = [io] + [channels] * (layers - 1) + [out]
-    return sum(_conv_params(a, b, k, real) for a, b in zip(sizes, sizes[1:], strict=False))
+    return sum(_conv_params(a, b, k, kind == "complex")
+               for a, b in zip(sizes, sizes[1:], strict=False))
 
 
-def matched_real_channels(complex_channels: int, layers: int, kernel: tuple[int, int]) -> int:
-    """The real twin's width whose parameter count is closest to the complex denoiser's.
+def matched_real_channels(complex_channels: int, layers: int, kernel: tuple[int, int],
+                          kind: str = "real") -> int:
+    """The width of a real-valued denoiser (``"real"`` or ``"mag"``) whose parameter count is
+    closest to the complex denoiser's.
 
     Notebook: notebooks/08_vocoders.ipynb
     """
     k = kernel[0] * kernel[1]
-    target = _denoiser_params(complex_channels, layers, k, real=False)
+    target = _denoiser_params(complex_channels, layers, k, "complex")
     return min(range(1, 8 * complex_channels + 1),
-               key=lambda c: abs(_denoiser_params(c, layers, k, real=True) - target))
+               key=lambda c: abs(_denoiser_params(c, layers, k, kind) - target))
 
 
 @dataclass(frozen=True)
@@ -91,10 +98,11 @@ class DeGLIConfig:
     Notebook: notebooks/08_vocoders.ipynb
 
     Attributes:
-        kind: ``"complex"`` or ``"real"`` denoiser.
-        channels: Hidden channels (complex ones for ``"complex"``; for ``"real"``, 0 picks the
-            width that matches the complex denoiser of ``complex_channels``).
-        complex_channels: The complex width the real twin is matched to.
+        kind: ``"complex"``, ``"real"`` or ``"mag"`` denoiser.
+        channels: Hidden channels (complex ones for ``"complex"``; for ``"real"`` and
+            ``"mag"``, 0 picks the width that matches the complex denoiser of
+            ``complex_channels``).
+        complex_channels: The complex width the real-valued denoisers are matched to.
         layers: Convolutions of the denoiser.
         kernel: ``(frequency, time)`` kernel of every convolution.
         iterations: Deep Griffin-Lim iterations (the same at training and at synthesis).
@@ -132,7 +140,7 @@ class DeGLIConfig:
             return self.channels
         if self.kind == "complex":
             return self.complex_channels
-        return matched_real_channels(self.complex_channels, self.layers, self.kernel)
+        return matched_real_channels(self.complex_channels, self.layers, self.kernel, self.kind)
 
 
 class DeepGriffinLim(nn.Module):
@@ -152,8 +160,9 @@ class DeepGriffinLim(nn.Module):
         self.config = c = config or DeGLIConfig()
         self.features = features
         pad = (c.kernel[0] // 2, c.kernel[1] // 2)
-        real = c.kind == "real"
-        sizes = [6 if real else 3] + [c.width] * (c.layers - 1) + [2 if real else 1]
+        real = c.kind != "complex"
+        io, out = _IO[c.kind]
+        sizes = [io] + [c.width] * (c.layers - 1) + [out]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
             if real:
@@ -180,6 +189,11 @@ class DeepGriffinLim(nn.Module):
         Notebook: notebooks/08_vocoders.ipynb
         """
         h = torch.stack([X, Y, Z], dim=1)                       # [B, 3, F, T] complex
+        if self.config.kind == "mag":                            # sees and sets |·| only
+            r = self.denoiser(h.abs())[:, 0]                      # [B, F, T] real
+            # Z − D = (|Z| − r)·e^{i∠Z}; r·sgn(Z), not torch.polar, whose gradient with respect
+            # to the magnitude is zero where the magnitude is zero (the zero-initialised start)
+            return r * Z.sgn()
         if self.config.kind == "real":
             h = torch.cat([h.real, h.imag], dim=1)               # [B, 6, F, T]
             r = self.denoiser(h)
