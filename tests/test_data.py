@@ -539,7 +539,7 @@ def test_download_pinned_defaults_and_never_deletes_foreign_folder(server, tmp_p
     longer than the pinned size cannot be a prefix and is dropped; an existing folder this
     function did not create is never overwritten."""
     sha = hashlib.sha256(server.payload).hexdigest()
-    pinned = data._Archive(server.url, sha, len(server.payload))
+    pinned = data.download._Archive(server.url, sha, len(server.payload))
     monkeypatch.setitem(data.SPEECH_COMMANDS, "v0.02", pinned)
     cache = tmp_path / "cache"
     cache.mkdir()

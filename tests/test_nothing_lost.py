@@ -542,3 +542,126 @@ def test_a_test_set_whose_clean_file_changed_is_refused_before_scoring(tmp_path,
     gone.unlink()
     assert evaluate_main(argv) == 2
     assert capsys.readouterr().err.startswith(f"error: {gone}: listed in ")
+
+
+def test_the_readme_make_test_set_command_works_where_the_training_folders_are_absent(
+        tmp_path, capsys, monkeypatch):
+    """A fresh clone has no ``../shared``: the shipped enhancer names folders from there."""
+    from utils.evaluate import main as evaluate_main
+    from utils.tasks import enhance
+
+    folders = _same_named_clips(tmp_path)
+    stored = {"data": [str(folders[0]), str(tmp_path / "absent_speech")],
+              "noise": [str(tmp_path / "absent_noise")]}
+    real_load = enhance.load_checkpoint
+    monkeypatch.setattr(enhance, "load_checkpoint",
+                        lambda path, kind: {**real_load(path, kind), **stored})
+    ckpt = ROOT / "data" / "pretrained" / "enhance_dcunet10.pt"
+    out = tmp_path / "test_set"
+    capsys.readouterr()
+    assert evaluate_main(["enhance", str(ckpt), "--make-test-set", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "absent_speech" in err and "absent_noise" in err and "not on this machine" in err
+    assert (out / "manifest.json").is_file() and any((out / "noisy").rglob("*.wav"))
+    # named explicitly, a missing folder is still refused
+    assert evaluate_main(["enhance", str(ckpt), "--make-test-set", str(tmp_path / "t2"),
+                          "--data", str(tmp_path / "absent_speech")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_a_test_set_written_before_manifests_is_scored_with_a_warning(tmp_path, capsys,
+                                                                     monkeypatch):
+    from utils.tasks import enhance
+
+    out = tmp_path / "test_set"
+    assert _make_set(_same_named_clips(tmp_path), out) == 0
+    (out / "manifest.json").unlink()  # what sets made by older versions look like
+    with pytest.warns(UserWarning, match="before manifests.*--make-test-set"):
+        assert enhance.check_manifest(out / "noisy") is None
+
+
+# ------------------------------------------------------------------ faults in a real process
+
+_DYING_RUN = r"""
+import os, signal, sys
+import torch
+from utils.tasks import vocoder as task
+from utils.train import main
+
+fault, at = sys.argv[1], int(sys.argv[2])
+calls = {"save": 0, "loss": 0}
+real_save, real_loss = torch.save, task.VocoderTask.loss
+
+def save(obj, f, *args, **kwargs):
+    calls["save"] += 1
+    if calls["save"] == at and fault == "kill_in_write":
+        f.write(b"PK\x03\x04 half a checkpoint")
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    if calls["save"] == at and fault == "int_in_write":
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives while the file is being written
+    return real_save(obj, f, *args, **kwargs)
+
+def loss(self, model, batch):
+    calls["loss"] += 1
+    if calls["loss"] == at and fault == "kill_in_step":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_loss(self, model, batch)
+
+torch.save, task.VocoderTask.loss = save, loss
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize("fault,at,exit_code", [("kill_in_step", 3, -signal.SIGKILL),
+                                                ("kill_in_write", 2, -signal.SIGKILL),
+                                                ("int_in_write", 2, 130)])
+def test_a_run_killed_or_interrupted_mid_step_or_mid_write_resumes_exactly(
+        voiced_words, tmp_path, fault, at, exit_code):
+    """SIGKILL during a step or during the write of ``last.pt``, and Ctrl-C during the write:
+    the previous ``last.pt`` (or the one being written) stays whole, the stale lock and the
+    half-written temporary file are cleaned up, and the resumed run ends with the weights of a
+    run that was never stopped."""
+    args = ["vocoder", "--data", str(voiced_words), "--batch-size", "2", "--crop-frames", "16",
+            "--val-every", "4", "--save-every", "2", "--log-every", "1", "--warmup", "1",
+            "--threads", "1", "--no-progress", "--set", "channels=8", "--set", "blocks=1",
+            "--steps", "6"]
+    assert train_main([*args, "--out", str(tmp_path / "full")]) == 0
+    out = tmp_path / "cut"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-c", _DYING_RUN, fault, str(at), *args, "--out",
+                          str(out)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == exit_code, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    if fault == "kill_in_write":  # the half-written file is there; last.pt is the one before
+        assert [p.name for p in out.glob(".*.partial")], sorted(p.name for p in out.iterdir())
+        assert (out / LOCK_NAME).exists()
+    saved = load_checkpoint(out / "last.pt")  # whole and verified, whatever the fault
+    assert 1 <= saved["step"] < 6
+    resumed = subprocess.run([sys.executable, "-m", "utils.train", *args, "--out", str(out),
+                              "--resume"], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert not list(out.glob("*.partial")) and not list(out.glob(".*.partial"))
+    assert not (out / LOCK_NAME).exists()
+    a = load_checkpoint(tmp_path / "full" / "last.pt")["model"]
+    b = load_checkpoint(out / "last.pt")["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_refusal_on_rank_0_under_torchrun_ends_every_process(voiced_words, tmp_path):
+    """The refusal (here: a folder that holds a run) is said once and no rank waits forever
+    for rank 0 in a collective."""
+    args = ["vocoder", "--data", str(voiced_words), "--batch-size", "2", "--crop-frames", "16",
+            "--val-every", "4", "--save-every", "2", "--log-every", "1", "--warmup", "1",
+            "--no-progress", "--set", "channels=8", "--set", "blocks=1", "--steps", "2",
+            "--out", str(tmp_path / "run")]
+    assert train_main([*args, "--threads", "1"]) == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                        "--nproc_per_node", "2", "-m", "utils.train", *args], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "error: --out:" in r.stderr and "holds a run already" in r.stderr

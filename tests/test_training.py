@@ -102,11 +102,11 @@ def test_train_config_refuses_invalid_values_naming_the_option(field, value, fla
 
 
 @pytest.mark.parametrize("extra, reason", [
-    (["--batch-size", "0"], "--batch-size: must be at least 1"),
+    (["--batch-size", "0"], "--batch-size: must be a whole number in [1, "),
     (["--set", "channels=0"], "channels must be at least 1"),
     (["--set", "channels=abc"], "channels takes a int"),
-    (["--steps", "0"], "--steps: must be at least 1"),
-    (["--crop-frames", "0"], "--crop-frames: must be at least 1"),
+    (["--steps", "0"], "--steps: must be a whole number in [1, "),
+    (["--crop-frames", "0"], "--crop-frames: must be a whole number in [1, "),
     (["--device", "cuda:7" if torch.cuda.is_available() else "cuda"], "--device"),
 ])
 def test_bad_training_options_fail_before_any_data_loads(extra, reason, speech, tmp_path,

@@ -37,7 +37,7 @@ def _buffers(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("block_elems", [1 << 18, 64])
 def test_nearest_code_matches_float64_cdist(monkeypatch, block_elems):
     """Expanded-square addmm + min == brute-force float64 cdist argmin (also in row blocks)."""
-    monkeypatch.setattr(vqmod, "_BLOCK_ELEMS", block_elems)
+    monkeypatch.setattr(vqmod.functional, "_BLOCK_ELEMS", block_elems)
     g = _gen(1)
     z = torch.randn(301, 7, generator=g, dtype=torch.float64)
     cb = torch.randn(37, 7, generator=g, dtype=torch.float64)
@@ -128,10 +128,10 @@ def test_fused_straight_through_commitment_gradcheck():
     idx = nearest_code(z.detach(), cb)
 
     def commitment(z_: torch.Tensor) -> torch.Tensor:
-        return vqmod._StraightThroughCommit.apply(z_, idx, cb)[1]
+        return vqmod.functional._StraightThroughCommit.apply(z_, idx, cb)[1]
 
     def weighted_output(z_: torch.Tensor) -> torch.Tensor:
-        q, c = vqmod._StraightThroughCommit.apply(z_, idx, cb)
+        q, c = vqmod.functional._StraightThroughCommit.apply(z_, idx, cb)
         return c * 3.0 + (q * z_.detach()).sum()  # q-path: identity by construction
 
     assert torch.autograd.gradcheck(commitment, (z,))

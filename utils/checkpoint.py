@@ -20,7 +20,6 @@ Notebook: notebooks/02_vq_vae.ipynb
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import re
@@ -33,6 +32,7 @@ from typing import Any
 
 import torch
 
+from utils import options
 from utils.errors import OptionError, ProjectError
 
 __all__ = [
@@ -425,12 +425,14 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status.
     """
-    p = argparse.ArgumentParser(prog="python -m utils.checkpoint",
-                                description="Checkpoint maintenance.")
+    p = options.Parser(prog="python -m utils.checkpoint", description="Checkpoint maintenance.")
     p.add_argument("--add-hash", nargs="+", required=True, metavar="FILE",
                    help="rewrite each checkpoint atomically with the SHA-256 of its weights "
                         "(weights unchanged; a file that has a valid hash is left alone)")
-    args = p.parse_args(argv)
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as exc:  # a refusal (one line, printed) or --help
+        return int(exc.code or 0)
     status = 0
     for name in args.add_hash:
         try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from utils import tasks
+from utils import options, tasks
 from utils.errors import ProjectError
 
 __all__ = ["build_parser", "main"]
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     Notebook: notebooks/02_vq_vae.ipynb
     """
-    p = argparse.ArgumentParser(prog="python -m utils.evaluate",
+    p = options.Parser(prog="python -m utils.evaluate",
                                 description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="task", required=True, metavar="TASK", title="tasks")
@@ -48,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
 
     Notebook: notebooks/02_vq_vae.ipynb
     """
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # a refusal (one line, printed) or --help
+        return int(exc.code or 0)
     try:
         summary = tasks.get(args.task).evaluate_command(args)
     except ProjectError as exc:

@@ -20,7 +20,6 @@ Notebook: notebooks/08_vocoders.ipynb
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import warnings
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from utils import options
 from utils.errors import ProjectError
 
 __all__ = ["DeGLIWaveform", "export", "load_exported", "run_exported", "main"]
@@ -161,10 +161,13 @@ def main(argv: list[str] | None = None) -> int:
 
     Notebook: notebooks/08_vocoders.ipynb
     """
-    p = argparse.ArgumentParser(prog="python -m utils.export", description=__doc__.splitlines()[0])
+    p = options.Parser(prog="python -m utils.export", description=__doc__.splitlines()[0])
     p.add_argument("checkpoint", help="a vocoder or Deep Griffin-Lim checkpoint (.pt)")
     p.add_argument("out", help="the TorchScript file to write")
-    a = p.parse_args(argv)
+    try:
+        a = p.parse_args(argv)
+    except SystemExit as exc:  # a refusal (one line, printed) or --help
+        return int(exc.code or 0)
     try:
         path = export(a.checkpoint, a.out)
     except ProjectError as exc:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from utils.audio import SR, load
-from utils.data import find_audio
+from utils.data.files import find_audio
 
 __all__ = ["GENERATED_KINDS", "NOISE_KINDS", "load_noise", "generated_noise", "babble",
            "mix_at_snr", "Mixture", "make_mixture"]

@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from utils import options
 from utils.audio import FEATURES, SR, AudioError, load
 from utils.checkpoint import writable_folder
-from utils.data import find_audio
+from utils.data.files import find_audio
 from utils.delay import compensate, estimate_delay
 from utils.errors import OptionError
 from utils.metrics import METRICS, STOI_CAVEAT, dnsmos, measure
@@ -368,8 +369,9 @@ def add_clip_scoring_arguments(p: argparse.ArgumentParser, model: str | None) ->
     p.add_argument("data_dir", help="folder searched recursively for .wav/.flac (or one file)")
     p.add_argument("--split", choices=["train", "validation", "testing"], default=None,
                    help="only the clips of this split (Speech Commands rule)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N files only")
-    p.add_argument("--every", type=int, default=None,
+    p.add_argument("--limit", type=options.COUNT,
+                   default=None, help="evaluate the first N files only")
+    p.add_argument("--every", type=options.COUNT, default=None,
                    help="evaluate every K-th file only (an even sample of a sorted folder)")
     p.add_argument("--no-stoi", action="store_true")
     p.add_argument("--no-second-opinions", action="store_true",

@@ -31,7 +31,6 @@ Notebook: notebooks/01_signal_processing.ipynb
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import json
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from utils import options
 from utils.checkpoint import save_atomic_bytes, writable_folder
 from utils.errors import OptionError, ProjectError
 
@@ -702,6 +702,25 @@ def _short_error(exc: BaseException) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def build_parser() -> options.Parser:
+    """The parser of ``python -m utils.site``.
+
+    Notebook: notebooks/01_signal_processing.ipynb
+    """
+    p = options.Parser(
+        prog="python -m utils.site",
+        description="Execute the notebooks and write them as web pages with an index.")
+    p.add_argument("out", metavar="OUT_DIR", help="the site folder (created)")
+    p.add_argument("--notebooks", default="notebooks",
+                   help="folder of the numbered notebooks (default: ./notebooks)")
+    p.add_argument("--only", nargs="+", default=[], metavar="NN",
+                   help="build only these notebooks (number prefixes, e.g. 01 02)")
+    p.add_argument("--timeout", type=options.Number(int, 1, 86_400), default=600,
+                   help="longest time one cell may run, in seconds (default 600)")
+    p.add_argument("--json", action="store_true", help="end with one JSON line of results")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m utils.site OUT_DIR``: build the executed collection.
 
@@ -711,18 +730,11 @@ def main(argv: list[str] | None = None) -> int:
         0 when every page was built with every link resolving, 1 when a notebook failed or
         a page has a dead relative link, 2 for an invalid option.
     """
-    p = argparse.ArgumentParser(
-        prog="python -m utils.site",
-        description="Execute the notebooks and write them as web pages with an index.")
-    p.add_argument("out", metavar="OUT_DIR", help="the site folder (created)")
-    p.add_argument("--notebooks", default="notebooks",
-                   help="folder of the numbered notebooks (default: ./notebooks)")
-    p.add_argument("--only", nargs="+", default=[], metavar="NN",
-                   help="build only these notebooks (number prefixes, e.g. 01 02)")
-    p.add_argument("--timeout", type=int, default=600,
-                   help="longest time one cell may run, in seconds (default 600)")
-    p.add_argument("--json", action="store_true", help="end with one JSON line of results")
-    a = p.parse_args(argv)
+    p = build_parser()
+    try:
+        a = p.parse_args(argv)
+    except SystemExit as exc:  # a refusal (one line, printed) or --help
+        return int(exc.code or 0)
     try:
         if a.timeout < 1:
             raise OptionError("--timeout", f"must be at least 1 second, got {a.timeout}")

@@ -25,7 +25,7 @@ import dataclasses
 import os
 import sys
 
-from utils import tasks
+from utils import options, tasks
 from utils.errors import ProjectError, TrainingInterrupted
 from utils.training import TrainConfig
 
@@ -55,6 +55,19 @@ _HELP = {
 }
 
 
+#: The type and range of every shared option (a numeric one is a checked
+#: :class:`utils.options.Number`, refused before any data loads).
+_TYPES = {
+    "out": str, "device": str,
+    "steps": options.STEPS, "batch_size": options.Number(int, 1, 65_536),
+    "lr": options.RATE, "weight_decay": options.WEIGHT, "warmup": options.COUNT0,
+    "min_lr_ratio": options.SHARE, "grad_clip": options.WEIGHT, "seed": options.SEED,
+    "log_every": options.COUNT, "val_every": options.COUNT, "save_every": options.COUNT,
+    "max_minutes": options.MINUTES, "stop_at": options.STEPS,
+    "threads": options.Number(int, 1, 1024),
+}
+
+
 def _add_config_arguments(p: argparse.ArgumentParser, defaults: dict, skip: tuple) -> None:
     group = p.add_argument_group("training (shared by every task)")
     for f in dataclasses.fields(TrainConfig):
@@ -65,9 +78,7 @@ def _add_config_arguments(p: argparse.ArgumentParser, defaults: dict, skip: tupl
         if isinstance(f.default, bool):
             group.add_argument(flag, action="store_true", help=_HELP[f.name])
             continue
-        kind = {"steps": int, "batch_size": int, "warmup": int, "seed": int, "log_every": int,
-                "val_every": int, "save_every": int, "stop_at": int, "threads": int,
-                "out": str, "device": str}.get(f.name, float)
+        kind = _TYPES[f.name]
         shown = "" if default is None or f.name == "out" else f" (default {default})"
         group.add_argument(flag, type=kind, default=default, required=f.name == "out",
                            help=_HELP[f.name] + shown)
@@ -79,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     Notebook: notebooks/02_vq_vae.ipynb
     """
-    p = argparse.ArgumentParser(prog="python -m utils.train", description=__doc__.split("\n")[0],
+    p = options.Parser(prog="python -m utils.train", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="task", required=True, metavar="TASK", title="tasks")
     for name in tasks.TASKS:
@@ -115,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status: 0, 2 for a refusal, 130 for Ctrl-C (as a shell reports SIGINT).
     """
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # a refusal (one line, printed) or --help
+        return int(exc.code or 0)
     module = tasks.get(args.task)
     try:
         record = module.train_command(args, config_from_args(args))

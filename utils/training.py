@@ -61,6 +61,7 @@ from utils.checkpoint import (
     writable_folder,
 )
 from utils.errors import OptionError, ProjectError, TrainingInterrupted
+from utils.options import HUGE
 
 __all__ = [
     "TrainConfig",
@@ -130,6 +131,12 @@ class TrainConfig:
     save_rank_states: bool = False
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # NaN and infinity pass every "< 0" test below
+            value = getattr(self, f.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not (
+                    math.isfinite(value) and abs(value) <= HUGE):
+                raise OptionError(_flag(f.name), f"must be a finite number of at most {HUGE:g} "
+                                                 f"in size, got {value}")
         positive = ("steps", "batch_size", "log_every", "val_every", "save_every")
         for name in positive:
             if getattr(self, name) < 1:
@@ -209,6 +216,11 @@ def override(config: Any, items: list[str], option: str = "--set") -> Any:
                 changes[key] = kind(text)
         except ValueError:
             raise OptionError(f"{option} {item}", f"{key} takes a {kind.__name__}") from None
+    for key, value in changes.items():  # no hyper-parameter is NaN, infinite or absurd
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not (
+                math.isfinite(value) and abs(value) <= HUGE):
+            raise OptionError(f"{option} {key}={value}",
+                              f"must be a finite number of at most {HUGE:g} in size")
     try:
         return dataclasses.replace(config, **changes)
     except OptionError:
@@ -363,7 +375,6 @@ def _better(score: float, best: float, mode: str) -> bool:
 def _say(procs: distributed.Processes, text: str) -> None:
     if procs.is_main:
         print(text, file=sys.stderr, flush=True)
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -628,33 +639,79 @@ def train(task: Task, cfg: TrainConfig) -> TrainResult:
 
 
 def _run(task: Task, cfg: TrainConfig, procs: distributed.Processes, out: Path) -> TrainResult:
-    """Steps 2 to 6 of :func:`train`, in a locked and checked run folder."""
-    from tqdm.auto import tqdm
-
-    last, best = out / "last.pt", out / "best.pt"
+    """Steps 3 to 7 of :func:`train`, in a locked and checked run folder."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    ckpt = _checkpoint_to_resume(task, cfg, out / "last.pt")  # checked before the data loads
+    for line in task.load_data():  # 3. data
+        _say(procs, line)
+    run = _Run(task, cfg, procs, out)  # 4. model, optimizer, schedule
+    run.resume(ckpt)  # 5. resume
+    del ckpt
+    run.loop()  # 6. the loop
+    return run.finish()  # 7. finish
+
+
+def _checkpoint_to_resume(task: Task, cfg: TrainConfig, last: Path) -> dict[str, Any] | None:
+    """``last.pt`` when resuming and it exists (its inputs checked against the task's)."""
     ckpt = load_checkpoint(last, task.kind) if cfg.resume and last.exists() else None
     if ckpt is not None:
-        _same_inputs(task, ckpt, last)  # before the data loads
+        _same_inputs(task, ckpt, last)
+    return ckpt
 
-    # ---- 2. Data ------------------------------------------------------------------------------
-    for line in task.load_data():
-        _say(procs, line)
 
-    # ---- 3. Model, optimizer, schedule ------------------------------------------------------
-    torch.manual_seed(cfg.seed)
-    model = task.build_model().to(procs.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    schedule = functools.partial(warmup_cosine, warmup=cfg.warmup, total=cfg.steps,
-                                 floor=cfg.min_lr_ratio)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    step, elapsed_before = 0, 0.0
-    best_score = math.inf if task.best_mode == "min" else -math.inf
+class _Run:
+    """One run between its phases: the model, its optimizer and schedule, the step, the best
+    score, the log. Built under the run's seed (step 4 of :func:`train`)."""
 
-    # ---- 4. Resume ------------------------------------------------------------------------------
-    resumed = ckpt is not None
-    if ckpt is not None:
+    def __init__(self, task: Task, cfg: TrainConfig, procs: distributed.Processes,
+                 out: Path) -> None:
+        self.task, self.cfg, self.procs, self.out = task, cfg, procs, out
+        self.last, self.best = out / "last.pt", out / "best.pt"
+        torch.manual_seed(cfg.seed)
+        self.model = task.build_model().to(procs.device)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
+                                     weight_decay=cfg.weight_decay)
+        schedule = functools.partial(warmup_cosine, warmup=cfg.warmup, total=cfg.steps,
+                                     floor=cfg.min_lr_ratio)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, schedule)
+        self.step, self.elapsed_before = 0, 0.0
+        self.best_score = math.inf if task.best_mode == "min" else -math.inf
+        self.resumed = False
+        self.pending_validation = False  # the validation of ``step`` is still to run
+        self.records: list[dict[str, Any]] = []
+        self.has_validation = True
+        self.net: nn.Module = self.model  # wrapped for data parallelism by the loop
+        self.t0 = time.time()
+        self.saved_step: int | None = None  # the step ``last.pt`` holds
+        self.log: Any = None  # the open log.jsonl (main process, during the loop)
+        # What a Ctrl-C saves: the random state after the last completed step.
+        self.resume_rng = self._rng_now()
+
+    # ---- 5. Resume ------------------------------------------------------------------------------
+    def resume(self, ckpt: dict[str, Any] | None) -> None:
+        """Model, optimizer, schedule, random state and step from ``last.pt``, if resuming."""
+        if ckpt is None:
+            if self.cfg.resume:
+                _say(self.procs, f"no {self.last} yet: starting from scratch")
+            return
+        self._check_resumable(ckpt)
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        self.sched.load_state_dict(ckpt["scheduler"])
+        rank = self.procs.rank if self.procs.rank < len(ckpt["rng"]) else 0
+        torch.set_rng_state(ckpt["rng"][rank])
+        if self.procs.device.type == "cuda" and ckpt.get("cuda_rng"):
+            torch.cuda.set_rng_state(ckpt["cuda_rng"][rank])
+        self.step, self.best_score = int(ckpt["step"]), float(ckpt["best_score"])
+        self.elapsed_before = float(ckpt.get("elapsed_s", 0.0))
+        _say(self.procs, f"resumed from {self.last} at step {self.step}")
+        self.resumed = True
+        self.pending_validation = bool(ckpt.get("pending_validation"))
+
+    def _check_resumable(self, ckpt: dict[str, Any]) -> None:
+        """Refuse a ``last.pt`` of another model, or trained with other settings."""
+        task, cfg, last = self.task, self.cfg, self.last
         if not task.same_config(ckpt["config"]):
             now, stored = task.model_config(), ckpt["config"]
             differ = sorted(k for k in {*now, *stored} if now.get(k) != stored.get(k))
@@ -665,152 +722,162 @@ def _run(task: Task, cfg: TrainConfig, procs: distributed.Processes, out: Path) 
         if changed:
             diff = ", ".join(f"{_flag(k)} {before[k]} → {getattr(cfg, k)}" for k in changed)
             raise OptionError("--resume", f"{last}: training settings differ ({diff})")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        rank = procs.rank if procs.rank < len(ckpt["rng"]) else 0
-        torch.set_rng_state(ckpt["rng"][rank])
-        if procs.device.type == "cuda" and ckpt.get("cuda_rng"):
-            torch.cuda.set_rng_state(ckpt["cuda_rng"][rank])
-        step, best_score = int(ckpt["step"]), float(ckpt["best_score"])
-        elapsed_before = float(ckpt.get("elapsed_s", 0.0))
-        _say(procs, f"resumed from {last} at step {step}")
-    elif cfg.resume:
-        _say(procs, f"no {last} yet: starting from scratch")
-    pending_validation = bool(ckpt is not None and ckpt.get("pending_validation"))
-    del ckpt
 
-    # ---- 5. The loop ----------------------------------------------------------------------------
-    net = model
-    if procs.world > 1:
-        ids = [procs.device] if procs.device.type == "cuda" else None
-        net = nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
-    records: list[dict[str, Any]] = []
-    has_validation = True
-    t0 = time.time()
-    saved_step = step if resumed and not pending_validation else None
+    # ---- 6. The loop ----------------------------------------------------------------------------
+    def loop(self) -> None:
+        """Step until ``steps`` (or ``stop_at``, or ``max_minutes``): log, validate, save."""
+        from tqdm.auto import tqdm
 
-    def rng_now() -> tuple[Tensor, Tensor | None]:
-        return (torch.get_rng_state(),
-                torch.cuda.get_rng_state() if procs.device.type == "cuda" else None)
-
-    def state(rng: list[Tensor], cuda_rng: list[Tensor] | None, **extra: Any) -> dict[str, Any]:
-        """``last.pt``: the model, optimizer, schedule and random state after ``step``."""
-        return {**task.checkpoint(model), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "rng": rng, "cuda_rng": cuda_rng,
-                "step": step, "best_score": best_score, "train": asdict(cfg),
-                "elapsed_s": elapsed_before + time.time() - t0, **extra}
-
-    with contextlib.ExitStack() as stack:
-        log = (stack.enter_context(open(out / "log.jsonl", "a"))  # noqa: SIM115
-               if procs.is_main else None)
-        bar = stack.enter_context(tqdm(total=min(cfg.steps, cfg.stop_at or cfg.steps),
-                                       initial=step, desc=f"train {task.name}",
-                                       disable=not cfg.progress or not procs.is_main))
-
-        def write(record: dict[str, Any]) -> None:
-            records.append(record)
-            if log is not None:
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-
-        def validate() -> None:
-            """Validate (main process); a better score saves ``best.pt``."""
-            nonlocal has_validation, best_score
-            metrics = task.validate(model, procs.device)
-            model.train()
-            has_validation = bool(metrics)
-            if metrics:
-                write({"step": step, **metrics})
-                score = float(metrics[task.best_metric])
-                if _better(score, best_score, task.best_mode):
-                    save_atomic({**task.checkpoint(model), "step": step, "val": metrics,
-                                 "train": asdict(cfg)}, best)
-                    best_score = score  # only once best.pt holds it
-
-        if resumed:
-            write({"event": "resume", "step": step})
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp
-                    else contextlib.nullcontext())
+        cfg, procs = self.cfg, self.procs
+        self.net = self.model
+        if procs.world > 1:
+            ids = [procs.device] if procs.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids,
+                                                           broadcast_buffers=False)
+        self.t0 = time.time()
+        self.saved_step = self.step if self.resumed and not self.pending_validation else None
         stop = min(cfg.steps, cfg.stop_at or cfg.steps)
-        model.train()
-        # What a Ctrl-C saves: the random state after the last completed step (and whether
-        # that step's validation is still to run: a resume runs it first).
-        resume_rng = rng_now()
-        try:
-            if pending_validation and procs.is_main:  # interrupted during this validation
-                validate()
-            pending_validation = False
-            while step < stop:
-                # one optimisation step on this process's share of the global batch
-                resume_rng = rng_now()
-                batch = task.batch(step, seed=cfg.seed, batch_size=cfg.batch_size,
-                                   rank=procs.rank, world=procs.world)
-                batch = tuple(t.to(procs.device, non_blocking=True) for t in batch)
-                with autocast:
-                    loss, stats = task.loss(net, batch)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                with _interrupt_deferred():  # never save a half-updated state
-                    if cfg.grad_clip:
-                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    opt.step()
-                    sched.step()
-                    step += 1
-                    resume_rng = rng_now()
-                    validate_now = procs.is_main and (step % cfg.val_every == 0 or step == stop)
-                    pending_validation = validate_now
-                bar.update(1)
-                loss_value = float(loss.detach())
-                if not math.isfinite(loss_value):
-                    raise FloatingPointError(f"loss became {loss_value} at step {step}; "
-                                             f"the last good state is {last}")
+        with contextlib.ExitStack() as stack:
+            self.log = (stack.enter_context(open(self.out / "log.jsonl", "a"))  # noqa: SIM115
+                        if procs.is_main else None)
+            bar = stack.enter_context(tqdm(total=stop, initial=self.step,
+                                           desc=f"train {self.task.name}",
+                                           disable=not cfg.progress or not procs.is_main))
+            if self.resumed:
+                self._write({"event": "resume", "step": self.step})
+            autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp
+                        else contextlib.nullcontext())
+            self.model.train()
+            self.resume_rng = self._rng_now()
+            try:
+                if self.pending_validation and procs.is_main:  # interrupted in this validation
+                    self._validate()
+                self.pending_validation = False
+                while self.step < stop:
+                    loss, stats = self._optimisation_step(autocast, stop)
+                    bar.update(1)
+                    loss_value = float(loss.detach())
+                    if not math.isfinite(loss_value):
+                        raise FloatingPointError(f"loss became {loss_value} at step {self.step}; "
+                                                 f"the last good state is {self.last}")
+                    if self.step % cfg.log_every == 0 or self.step == stop:
+                        self._write({"step": self.step, "loss": loss_value, **stats,
+                                     "lr": self.sched.get_last_lr()[0],
+                                     "time_s": round(time.time() - self.t0, 1)})
+                        bar.set_postfix(loss=f"{loss_value:.4f}")
+                    if self.pending_validation:  # keeps the best weights (main process)
+                        self._validate()
+                        self.resume_rng, self.pending_validation = self._rng_now(), False
+                    late = self._time_is_up()
+                    if self.step % cfg.save_every == 0 or self.step == stop or late:
+                        self._save_last()
+                    if late:
+                        _say(procs, f"stopping at step {self.step}: --max-minutes reached")
+                        break
+            except KeyboardInterrupt:
+                raise _interrupted(procs, self.last, self.step, self.saved_step,
+                                   self.pending_validation, self._interrupted_state) from None
+            finally:
+                self.log = None
 
-                # a log line every log_every steps
-                if step % cfg.log_every == 0 or step == stop:
-                    write({"step": step, "loss": loss_value, **stats,
-                           "lr": sched.get_last_lr()[0], "time_s": round(time.time() - t0, 1)})
-                    bar.set_postfix(loss=f"{loss_value:.4f}")
+    def _optimisation_step(self, autocast: contextlib.AbstractContextManager,
+                           stop: int) -> tuple[Tensor, dict[str, Any]]:
+        """One step on this process's share of the global batch: batch → loss → backward →
+        clip → update; the loss and the task's numbers for the log."""
+        task, cfg, procs = self.task, self.cfg, self.procs
+        self.resume_rng = self._rng_now()
+        batch = task.batch(self.step, seed=cfg.seed, batch_size=cfg.batch_size,
+                           rank=procs.rank, world=procs.world)
+        batch = tuple(t.to(procs.device, non_blocking=True) for t in batch)
+        with autocast:
+            loss, stats = task.loss(self.net, batch)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        with _interrupt_deferred():  # never save a half-updated state
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.opt.step()
+            self.sched.step()
+            self.step += 1
+            self.resume_rng = self._rng_now()
+            self.pending_validation = procs.is_main and (self.step % cfg.val_every == 0
+                                                         or self.step == stop)
+        return loss, stats
 
-                # validation keeps the best weights (on the main process)
-                if validate_now:
-                    validate()
-                    resume_rng, pending_validation = rng_now(), False
+    def _validate(self) -> None:
+        """Validate (main process); a better score saves ``best.pt``."""
+        task = self.task
+        metrics = task.validate(self.model, self.procs.device)
+        self.model.train()
+        self.has_validation = bool(metrics)
+        if metrics:
+            self._write({"step": self.step, **metrics})
+            score = float(metrics[task.best_metric])
+            if _better(score, self.best_score, task.best_mode):
+                save_atomic({**task.checkpoint(self.model), "step": self.step, "val": metrics,
+                             "train": asdict(self.cfg)}, self.best)
+                self.best_score = score  # only once best.pt holds it
 
-                # save the state now and then, and stop cleanly when the time is up
-                late = cfg.max_minutes is not None and time.time() - t0 > 60 * cfg.max_minutes
-                late = distributed.any_rank(late, procs.device)
-                if step % cfg.save_every == 0 or step == stop or late:
-                    rng = distributed.all_gather_objects(torch.get_rng_state())
-                    cuda_rng = (distributed.all_gather_objects(torch.cuda.get_rng_state())
-                                if procs.device.type == "cuda" else None)
-                    if procs.is_main:
-                        try:
-                            save_atomic(state(rng, cuda_rng), last)
-                        except CheckpointError as exc:
-                            raise CheckpointError(exc.path, f"{exc.reason}; training stopped at "
-                                                            f"step {step}: free some space, "
-                                                            "then continue with --resume"
-                                                  ) from None
-                    saved_step = step
-                if late:
-                    _say(procs, f"stopping at step {step}: --max-minutes reached")
-                    break
-        except KeyboardInterrupt:
-            raise _interrupted(procs, last, step, saved_step, pending_validation,
-                               lambda: state([resume_rng[0]], None if resume_rng[1] is None
-                                             else [resume_rng[1]],
-                                             pending_validation=pending_validation)) from None
+    def _time_is_up(self) -> bool:
+        """Whether ``max_minutes`` is up on any process."""
+        cfg = self.cfg
+        late = cfg.max_minutes is not None and time.time() - self.t0 > 60 * cfg.max_minutes
+        return distributed.any_rank(late, self.procs.device)
 
-    # ---- 6. Finish ------------------------------------------------------------------------------
-    if procs.is_main and not has_validation:  # no validation data: the last state is the best
-        save_atomic({**task.checkpoint(model), "step": step, "train": asdict(cfg)}, best)
-    if cfg.save_rank_states:
-        save_atomic({**task.checkpoint(model), "step": step}, out / f"rank{procs.rank}_final.pt")
-    distributed.cleanup()
-    return TrainResult(model=model, out=out, step=step,
-                       best_score=best_score if has_validation else math.nan,
-                       elapsed_s=elapsed_before + time.time() - t0, records=records)
+    def _save_last(self) -> None:
+        """Save ``last.pt`` (every process's random state; written by the main process)."""
+        procs = self.procs
+        rng = distributed.all_gather_objects(torch.get_rng_state())
+        cuda_rng = (distributed.all_gather_objects(torch.cuda.get_rng_state())
+                    if procs.device.type == "cuda" else None)
+        if procs.is_main:
+            try:
+                save_atomic(self._state(rng, cuda_rng), self.last)
+            except CheckpointError as exc:
+                raise CheckpointError(exc.path, f"{exc.reason}; training stopped at "
+                                                f"step {self.step}: free some space, "
+                                                "then continue with --resume") from None
+        self.saved_step = self.step
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        if self.log is not None:
+            self.log.write(json.dumps(record) + "\n")
+            self.log.flush()
+
+    def _rng_now(self) -> tuple[Tensor, Tensor | None]:
+        return (torch.get_rng_state(),
+                torch.cuda.get_rng_state() if self.procs.device.type == "cuda" else None)
+
+    def _state(self, rng: list[Tensor], cuda_rng: list[Tensor] | None,
+               **extra: Any) -> dict[str, Any]:
+        """``last.pt``: the model, optimizer, schedule and random state after ``step``."""
+        return {**self.task.checkpoint(self.model), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "rng": rng, "cuda_rng": cuda_rng,
+                "step": self.step, "best_score": self.best_score, "train": asdict(self.cfg),
+                "elapsed_s": self.elapsed_before + time.time() - self.t0, **extra}
+
+    def _interrupted_state(self) -> dict[str, Any]:
+        """``last.pt`` after a Ctrl-C: the random state after the last completed step."""
+        rng, cuda_rng = self.resume_rng
+        return self._state([rng], None if cuda_rng is None else [cuda_rng],
+                           pending_validation=self.pending_validation)
+
+    # ---- 7. Finish ------------------------------------------------------------------------------
+    def finish(self) -> TrainResult:
+        """The last saves (``best.pt`` without validation data; each rank's state on request)."""
+        task, cfg, procs = self.task, self.cfg, self.procs
+        if procs.is_main and not self.has_validation:  # no validation data: the last is the best
+            save_atomic({**task.checkpoint(self.model), "step": self.step,
+                         "train": asdict(cfg)}, self.best)
+        if cfg.save_rank_states:
+            save_atomic({**task.checkpoint(self.model), "step": self.step},
+                        self.out / f"rank{procs.rank}_final.pt")
+        distributed.cleanup()
+        return TrainResult(model=self.model, out=self.out, step=self.step,
+                           best_score=self.best_score if self.has_validation else math.nan,
+                           elapsed_s=self.elapsed_before + time.time() - self.t0,
+                           records=self.records)
 
 
 def _interrupted(procs: distributed.Processes, last: Path, step: int, saved_step: int | None,

@@ -5,7 +5,12 @@ The layers most notebooks need are re-exported here; everything else lives in it
 
 - ``layout``       to and from the 2022 seed's trailing [real, imag] layout
 - ``init``         Rayleigh-magnitude Glorot/He initialisation (independent or unitary)
-- ``layers``       Linear, Conv1d/2d, ConvTranspose2d (native / Gauss / block-real), dropout, heads
+- ``functional``   complex_linear, complex_conv: native / Gauss / block-real implementations
+  (their real kernels in ``kernels``)
+- ``linear``       ComplexLinear
+- ``conv``         ComplexConv1d/2d, ComplexConvTranspose2d
+- ``dropout``      complex dropout (elements or whole channels)
+- ``heads``        ComplexToReal: complex features to real ones
 - ``pooling``      max pooling by modulus, average and adaptive average pooling
 - ``activations``  CReLU, modReLU, zReLU, cardioid
 - ``batchnorm``    whitening batch norm (and the naive per-part one, for comparison)
@@ -21,15 +26,11 @@ from utils.complex.batchnorm import (
     NaiveComplexBatchNorm1d,
     NaiveComplexBatchNorm2d,
 )
-from utils.complex.layers import (
-    ComplexConv1d,
-    ComplexConv2d,
-    ComplexConvTranspose2d,
-    ComplexDropout,
-    ComplexLinear,
-    ComplexToReal,
-)
+from utils.complex.conv import ComplexConv1d, ComplexConv2d, ComplexConvTranspose2d
+from utils.complex.dropout import ComplexDropout
+from utils.complex.heads import ComplexToReal
 from utils.complex.layout import to_complex, to_trailing
+from utils.complex.linear import ComplexLinear
 from utils.complex.pooling import ComplexAdaptiveAvgPool2d, ComplexAvgPool2d, ComplexMaxPool2d
 from utils.complex.rnn import ComplexGRU, ComplexLSTM
 

@@ -2,7 +2,7 @@
 
 All complex models take a native complex tensor ``[B, C, H, W]`` (e.g. a complex STFT of shape
 ``[B, 1, F, T]``) and return **real logits** ``[B, num_classes]``: the complex features go
-through :class:`~utils.complex.layers.ComplexToReal` (``head="concat"``: [Re, Im], the
+through :class:`~utils.complex.heads.ComplexToReal` (``head="concat"``: [Re, Im], the
 default; ``head="modulus"``: |z|; ...) and a final real :class:`torch.nn.Linear`, so the usual
 ``F.cross_entropy`` applies. (The 2022 seed returned complex logits with no rule to turn them into
 class scores.)
@@ -33,7 +33,10 @@ from torch import nn
 
 from utils.complex.activations import CReLU
 from utils.complex.batchnorm import ComplexBatchNorm2d, NaiveComplexBatchNorm2d
-from utils.complex.layers import ComplexConv2d, ComplexDropout, ComplexLinear, ComplexToReal
+from utils.complex.conv import ComplexConv2d
+from utils.complex.dropout import ComplexDropout
+from utils.complex.heads import ComplexToReal
+from utils.complex.linear import ComplexLinear
 from utils.complex.pooling import ComplexAdaptiveAvgPool2d, ComplexAvgPool2d, ComplexMaxPool2d
 
 __all__ = [

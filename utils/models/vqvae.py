@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from utils.audio import FEATURES, FeatureConfig, log_mel, log_mel_to_audio
 from utils.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
-from utils.vq import ResidualVQ, VQOutput
+from utils.vq.quantizers import ResidualVQ, VQOutput
 
 __all__ = ["VQVAEConfig", "MelVQVAE", "MODEL_KIND", "ENCODERS", "build_encoder",
            "build_decoder", "CodecEncoder", "CodecDecoder", "export_codec"]

@@ -36,16 +36,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from utils import options
 from utils.audio import FEATURES, log_mel, mel_spectrogram, mel_to_audio
 from utils.baselines import (
     CODEC2_MODES,
+    OPUS_KBPS_RANGE,
     check_opus_kbps,
     codec2_delay,
     codec2_roundtrip,
     opus_delay,
     opus_roundtrip,
 )
-from utils.data import SpeechCommands
+from utils.data.speech_commands import SpeechCommands
 from utils.errors import OptionError
 from utils.metrics import METRICS
 from utils.models.vqvae import MODEL_KIND, MelVQVAE, VQVAEConfig
@@ -61,7 +63,7 @@ from utils.scoring import (
     score_files,
 )
 from utils.training import Task, TrainConfig, override, train
-from utils.vq import codebook_usage
+from utils.vq.bits import codebook_usage
 
 #: The per-clip scores a ladder row keeps.
 SCORE_KEYS = set(METRICS) | {f"{m}_original" for m in METRICS if m.startswith("dnsmos_")}
@@ -85,6 +87,9 @@ __all__ = [
     "add_eval_arguments",
     "evaluate_command",
 ]
+
+#: ``--opus-kbps``: the rates the Opus encoder can hold.
+OPUS_KBPS = options.Number(float, *OPUS_KBPS_RANGE)
 
 #: One line for ``--help``.
 SUMMARY = "mel VQ-VAE speech codec (residual VQ, one model for every bit rate)"
@@ -441,7 +446,8 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     """
     p.add_argument("--data", action="append", required=True,
                    help="Speech Commands-layout folder (repeatable); its train split is used")
-    p.add_argument("--crop-frames", type=int, default=64, help="training crop in mel frames")
+    p.add_argument("--crop-frames", type=options.COUNT,
+                   default=64, help="training crop in mel frames")
     p.add_argument("--augment", action="store_true",
                    help="random gain and noise on training clips (input = target)")
     p.add_argument("--noise", action="append", default=[],
@@ -454,7 +460,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     Notebook: notebooks/02_vq_vae.ipynb
     """
     add_data_arguments(p)
-    p.add_argument("--val-depths", type=int, nargs="*", default=None,
+    p.add_argument("--val-depths", type=options.COUNT, nargs="*", default=None,
                    help="residual depths validated (default: 1300 bps and all stages)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model hyper-parameter override, e.g. --set channels=128")
@@ -486,19 +492,21 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     """
     p.add_argument("checkpoint", help="model checkpoint (.pt), or '-' with --baseline")
     add_clip_scoring_arguments(p, None)
-    p.add_argument("--max-bitrate", type=float, default=None, help="bit budget in bits/s")
-    p.add_argument("--depth", type=int, default=None, help="residual stages (overrides budget)")
+    p.add_argument("--max-bitrate", type=options.BITRATE,
+                   default=None, help="bit budget in bits/s")
+    p.add_argument("--depth", type=options.COUNT,
+                   default=None, help="residual stages (overrides budget)")
     p.add_argument("--ladder", action="store_true",
                    help="every depth (250 bps steps for the shipped codec) up to --max-bitrate "
                         "or all stages, in one pass over the clips")
     p.add_argument("--baseline", choices=["griffinlim", "codec2", "opus"], default=None)
     p.add_argument("--codec2-mode", default="1300", choices=list(CODEC2_MODES))
-    p.add_argument("--opus-kbps", type=float, default=6.0,
+    p.add_argument("--opus-kbps", type=OPUS_KBPS, default=6.0,
                    help="Opus constant bit rate in kbps (6 … 256)")
     p.add_argument("--opus-vbr", action="store_true",
                    help="Opus in its default variable-rate mode (--opus-kbps is then a target; "
                         "the bits it sent are reported)")
-    p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
+    p.add_argument("--gl-iters", type=options.COUNT, default=32, help="Griffin-Lim iterations")
     p.add_argument("--vocoder", default="griffinlim", metavar="gl:N|pghi:N|melgl:N|CKPT",
                    help="how the decoded mel becomes a waveform (utils.reconstruction): "
                         "griffinlim (the default: --gl-iters of fast Griffin-Lim), gl:N, "

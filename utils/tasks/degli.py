@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from utils import scoring
+from utils import options, scoring
 from utils.errors import OptionError
 from utils.models.degli import MODEL_KIND, DeepGriffinLim, DeGLIConfig, magnitude_and_phase
 from utils.models.vocoder import multi_resolution_stft_loss
@@ -161,8 +161,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """
     p.add_argument("--data", action="append", required=True,
                    help="Speech Commands-layout folder (repeatable)")
-    p.add_argument("--crop-frames", type=int, default=32, help="training crop in mel frames")
-    p.add_argument("--mel-weight", type=float, default=2.5, help="weight of the log-mel L1")
+    p.add_argument("--crop-frames", type=options.COUNT,
+                   default=32, help="training crop in mel frames")
+    p.add_argument("--mel-weight", type=options.WEIGHT,
+                   default=2.5, help="weight of the log-mel L1")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model hyper-parameter, e.g. --set kind=real --set iterations=4")
 

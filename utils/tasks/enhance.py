@@ -35,6 +35,8 @@ import hashlib
 import json
 import os
 import re
+import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,9 +46,11 @@ import soundfile as sf
 import torch
 from torch import Tensor, nn
 
+from utils import options
 from utils.audio import SR, AudioError, load
 from utils.checkpoint import load_checkpoint, writable_folder
-from utils.data import SpeechCommands, find_audio
+from utils.data.files import find_audio
+from utils.data.speech_commands import SpeechCommands
 from utils.errors import OptionError, ProjectError
 from utils.metrics import STOI_CAVEAT
 from utils.models.dcunet import (
@@ -298,6 +302,10 @@ def check_manifest(noisy_dir: str | Path) -> Path | None:
         if manifest.is_file() and (root / "noisy").resolve() == noisy_dir.resolve():
             break
     else:
+        if (noisy_dir.parent / "index.json").is_file() and noisy_dir.name == "noisy":
+            warnings.warn(f"{noisy_dir.parent}: a test set written before manifests: its pairs "
+                          "cannot be checked against their source clips; make it again with "
+                          "--make-test-set to be sure they are current", stacklevel=2)
         return None
     again = "make the test set again with --make-test-set"
     try:
@@ -475,7 +483,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder of real background noise (repeatable; first 80 %% used)")
     p.add_argument("--kinds", nargs="+", default=list(NOISE_KINDS),
                    help=f"noise kinds to draw ({', '.join(NOISE_KINDS)})")
-    p.add_argument("--snr", type=float, nargs=2, default=[-5.0, 10.0], metavar=("LOW", "HIGH"),
+    p.add_argument("--snr", type=options.DECIBELS,
+                   nargs=2, default=[-5.0, 10.0], metavar=("LOW", "HIGH"),
                    help="SNR range of the training mixtures (dB)")
     p.add_argument("--no-match", action="store_true",
                    help="keep width_scale as given for a real kind (default: match the complex "
@@ -513,8 +522,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="clean folders of the test set (default: the checkpoint's)")
     p.add_argument("--noise", action="append", default=None,
                    help="real noise folders of the test set (default: the checkpoint's)")
-    p.add_argument("--every", type=int, default=1, help="every K-th test clip (test set)")
-    p.add_argument("--limit", type=int, default=None, help="score the first N pairs only")
+    p.add_argument("--every", type=options.COUNT, default=1, help="every K-th test clip (test set)")
+    p.add_argument("--limit", type=options.COUNT, default=None, help="score the first N pairs only")
     p.add_argument("--no-stoi", action="store_true")
     p.add_argument("--no-second-opinions", action="store_true",
                    help="skip ViSQOL and DNSMOS (SI-SDR, PESQ-WB and STOI only)")
@@ -539,8 +548,20 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         data, noise = a.data, a.noise
         if a.checkpoint != "-":
             ckpt = load_checkpoint(a.checkpoint, MODEL_KIND)
-            data = data or ckpt.get("data", [])
-            noise = noise if noise is not None else ckpt.get("noise", [])
+            # the folders the model was trained with; those not on this machine (a fresh clone
+            # has only the bundled ones) are left out, and said so
+            stored = ([] if data else ckpt.get("data", [])) + (
+                [] if noise is not None else ckpt.get("noise", []))
+            absent = [d for d in stored if not Path(d).is_dir()]
+            if not data:
+                data = [d for d in ckpt.get("data", []) if Path(d).is_dir()]
+            if noise is None:
+                noise = [d for d in ckpt.get("noise", []) if Path(d).is_dir()]
+            if absent:
+                print(f"{a.checkpoint}: its training folders {', '.join(absent)} are not on "
+                      f"this machine; the test set uses {', '.join(map(str, data)) or 'none'}"
+                      + ("" if noise else " and generated and babble noise only"),
+                      file=sys.stderr)
         if not data:
             raise OptionError("--data", "the test set needs clean folders (--data or a checkpoint)")
         missing = [d for d in [*data, *(noise or [])] if not Path(d).is_dir()]

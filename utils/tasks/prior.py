@@ -29,13 +29,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from utils import options
 from utils.audio import log_mel
-from utils.data import SpeechCommands
+from utils.data.speech_commands import SpeechCommands
 from utils.errors import OptionError
 from utils.models.prior import MODEL_KIND, CodePrior, PriorConfig, codebook_fingerprint
 from utils.models.vqvae import MelVQVAE
 from utils.training import Task, TrainConfig, override, train
-from utils.vq import code_entropy
+from utils.vq.bits import code_entropy
 
 __all__ = ["SUMMARY", "TRAIN_DEFAULTS", "PriorTask", "clip_codes", "load_codes",
            "add_train_arguments", "train_command", "add_eval_arguments", "evaluate_command"]
@@ -217,7 +218,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--codec", required=True, help="codec checkpoint whose codes are modelled")
     p.add_argument("--data", action="append", required=True,
                    help="Speech Commands-layout folder (repeatable); word folders are labels")
-    p.add_argument("--shifts", type=int, nargs="+", default=[0, 128, 256, 384],
+    p.add_argument("--shifts", type=options.COUNT0, nargs="+", default=[0, 128, 256, 384],
                    help="sample shifts of each training clip (more code sequences per clip)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model hyper-parameter, e.g. --set hidden=128 --set label_dropout=0.3")

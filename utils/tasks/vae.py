@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from utils import scoring
+from utils import options, scoring
 from utils.audio import log_mel
 from utils.errors import OptionError
 from utils.models.vae import MODEL_KIND, MelVAE, VAEConfig
@@ -198,7 +198,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     Notebook: notebooks/03_vae_vs_vqvae.ipynb
     """
     scoring.add_clip_scoring_arguments(p, "VAE")
-    p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
+    p.add_argument("--gl-iters", type=options.COUNT, default=32, help="Griffin-Lim iterations")
     p.add_argument("--sample", action="store_true",
                    help="decode a draw z ~ q(z|x), what the KL rate pays for (default: the mean)")
 

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from utils import scoring
+from utils import options, scoring
 from utils.audio import FEATURES, log_mel
 from utils.errors import OptionError
 from utils.models.discriminators import (
@@ -214,8 +214,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """
     p.add_argument("--data", action="append", required=True,
                    help="Speech Commands-layout folder (repeatable)")
-    p.add_argument("--crop-frames", type=int, default=64, help="training crop in mel frames")
-    p.add_argument("--mel-weight", type=float, default=2.5, help="weight of the log-mel L1")
+    p.add_argument("--crop-frames", type=options.COUNT,
+                   default=64, help="training crop in mel frames")
+    p.add_argument("--mel-weight", type=options.WEIGHT,
+                   default=2.5, help="weight of the log-mel L1")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model hyper-parameter, e.g. --set head=complex --set channels=128")
     p.add_argument("--adversarial", choices=list(ADVERSARIAL), default="none",
@@ -223,9 +225,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "(mrd) or both, with feature matching")
     p.add_argument("--init", default=None, metavar="CHECKPOINT",
                    help="start from this vocoder's weights (fine-tuning)")
-    p.add_argument("--adv-weight", type=float, default=0.3,
+    p.add_argument("--adv-weight", type=options.WEIGHT, default=0.3,
                    help="weight of the generator's adversarial loss")
-    p.add_argument("--fm-weight", type=float, default=10.0,
+    p.add_argument("--fm-weight", type=options.WEIGHT, default=10.0,
                    help="weight of the feature-matching loss")
 
 

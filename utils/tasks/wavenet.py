@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from utils import options
 from utils.audio import FEATURES
 from utils.errors import OptionError
 from utils.models.wavenet import MODEL_KIND, WaveNet, WaveNetConfig, mu_law_encode
@@ -143,7 +144,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """
     p.add_argument("--data", action="append", required=True,
                    help="Speech Commands-layout folder (repeatable)")
-    p.add_argument("--samples", type=int, default=2048, help="samples per training crop")
+    p.add_argument("--samples", type=options.COUNT, default=2048, help="samples per training crop")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model hyper-parameter, e.g. --set channels=32 --set stacks=1")
 
@@ -168,7 +169,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="WaveNet checkpoint (.pt)")
     p.add_argument("data_dir", help="Speech Commands-layout folder")
     p.add_argument("--split", choices=["train", "validation", "testing"], default="testing")
-    p.add_argument("--crops", type=int, default=16, help="fixed crops scored")
+    p.add_argument("--crops", type=options.COUNT, default=16, help="fixed crops scored")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
 
 
