@@ -665,3 +665,13 @@ def test_a_refusal_on_rank_0_under_torchrun_ends_every_process(voiced_words, tmp
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "error: --out:" in r.stderr and "holds a run already" in r.stderr
+
+
+def test_a_requested_word_that_the_folder_lacks_is_one_clear_error(capsys):
+    from utils.evaluate import main as evaluate_main
+
+    ckpt = ROOT / "data" / "pretrained" / "words_lenet_complex_s0.pt"
+    assert evaluate_main(["words", str(ckpt), str(ROOT / "data" / "speech_words"),
+                          "--words", "yes", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "no folder for word(s) nope" in err

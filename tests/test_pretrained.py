@@ -45,7 +45,7 @@ def one_thread():
 
 def test_every_shipped_checkpoint_has_a_fingerprint():
     assert sorted(FINGERPRINTS) == sorted(p.name for p in PRETRAINED.glob("*.pt"))
-    assert len(FINGERPRINTS) == 39
+    assert len(FINGERPRINTS) == 42
 
 
 def codec_fingerprint(path: Path) -> dict:

@@ -46,8 +46,8 @@ def find_clips(
 
     Raises:
         FileNotFoundError: If ``root`` is not a folder.
-        OptionError: If it has no word folder (a ``ValueError``, naming ``--data``).
-        ValueError: If a requested word is missing.
+        OptionError: If it has no word folder, or a requested word has none (a
+            ``ValueError``, naming ``--data``).
     """
     root = Path(root)
     if not root.is_dir():
@@ -69,7 +69,8 @@ def find_clips(
         chosen = list(dict.fromkeys(words))
         missing = [w for w in chosen if w not in available]
         if missing:
-            raise ValueError(f"{root}: no folder for word(s) {missing}; available: {available}")
+            raise OptionError("--data", f"{root}: no folder for word(s) {', '.join(missing)}; "
+                                        f"it has {', '.join(available)}")
     return [(f, word) for word in chosen
             for f in find_audio(root / word, recursive=False, extensions=extensions)]
 

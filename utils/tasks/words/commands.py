@@ -209,6 +209,8 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         raise OptionError(a.data_dir, f"no folder of the models' words {classes}")
     try:
         data = load_words(a.data_dir, a.split, words=words, classes=classes)
+    except OptionError:
+        raise
     except ValueError as exc:
         raise OptionError(a.data_dir, str(exc)) from None
     records = evaluate_checkpoints(a.checkpoints, data, threads=a.threads)
