@@ -177,9 +177,12 @@ def test_codec_and_decode_audio_take_every_reconstruction(voiced_words, tmp_path
     y = np.zeros(4000, dtype=np.float32)
     y[1000:3000] = 0.1 * np.sin(np.arange(2000) * 0.2)
     idx = codec.encode_audio(y)
-    a = codec.decode_audio(idx, len(y), vocoder="pghi:2")
-    b = codec.decode_audio(idx, len(y), vocoder=reconstruction("pghi:2"))
+    rebuild = reconstruction("pghi:2")
+    a = codec.decode_audio(idx, len(y), vocoder=rebuild)
+    b = rebuild.synthesize(codec.decode_indices(idx, 1 + len(y) // 256)[0].numpy(), len(y))
     assert np.allclose(a, b)
+    with pytest.raises(TypeError, match=r"reconstruction\('pghi:2'\)"):
+        codec.decode_audio(idx, len(y), vocoder="pghi:2")  # a model loads no other model
     path = save_atomic(codec.checkpoint(), tmp_path / "codec.pt")
     capsys.readouterr()
     assert eval_main(["codec", str(path), str(voiced_words), "--limit", "1", "--no-stoi",

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import numpy as np
 import soundfile as sf
 
 from utils.errors import ProjectError
+from utils.features import FEATURES, SR, FeatureConfig, mel_filterbank
 
 __all__ = [
     "instantaneous_frequency",
@@ -53,8 +53,6 @@ __all__ = [
     "peak_normalize",
 ]
 
-#: Sample rate of every model and metric in the collection (Hz).
-SR = 16_000
 
 class AudioError(ProjectError):
     """Audio that cannot be used: ``path`` names the file (``"<array>"`` for a signal in
@@ -78,52 +76,6 @@ class SilenceWarning(UserWarning):
     """
 
 
-@dataclass(frozen=True)
-class FeatureConfig:
-    """Parameters shared by a feature and its inverse.
-
-    Notebook: notebooks/01_signal_processing.ipynb
-
-    Attributes:
-        sr: Sample rate in Hz.
-        n_fft: FFT size (and Hann window length) in samples.
-        hop_length: Hop between frames in samples.
-        n_mels: Number of mel bands.
-        fmin: Lowest mel-band edge in Hz.
-        fmax: Highest mel-band edge in Hz (``None`` = sr / 2).
-        htk: ``True`` for the HTK mel formula 2595·log10(1 + f/700); ``False`` for Slaney's
-            (linear below 1 kHz, logarithmic above), librosa's default.
-        norm: Filter normalisation, ``"slaney"`` (equal area) or ``None`` (peak 1).
-        power: Exponent of the magnitude before the filterbank (1 = magnitude, 2 = power).
-        log_floor: Floor applied before the logarithm of the log-mel.
-    """
-
-    sr: int = SR
-    n_fft: int = 1024
-    hop_length: int = 256
-    n_mels: int = 80
-    fmin: float = 0.0
-    fmax: float | None = None
-    htk: bool = False
-    norm: str | None = "slaney"
-    power: float = 1.0
-    log_floor: float = 1e-5
-
-    def with_(self, **changes) -> FeatureConfig:
-        """Return a copy with some fields changed.
-
-        Notebook: notebooks/01_signal_processing.ipynb
-        """
-        return replace(self, **changes)
-
-    @property
-    def frames_per_second(self) -> float:
-        """Feature frames per second (sr / hop_length)."""
-        return self.sr / self.hop_length
-
-
-#: The collection's feature definition (``docs/features.md``), also that of log-mel L1.
-FEATURES = FeatureConfig()
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,35 +374,6 @@ def istft(S: np.ndarray, cfg: FeatureConfig = FEATURES, length: int | None = Non
     """
     y = librosa.istft(S, hop_length=cfg.hop_length, n_fft=cfg.n_fft, window="hann", length=length)
     return y.astype(np.float32)
-
-
-@lru_cache(maxsize=16)
-def _mel_basis(cfg: FeatureConfig) -> np.ndarray:
-    fb = librosa.filters.mel(
-        sr=cfg.sr,
-        n_fft=cfg.n_fft,
-        n_mels=cfg.n_mels,
-        fmin=cfg.fmin,
-        fmax=cfg.fmax,
-        htk=cfg.htk,
-        norm=cfg.norm,
-    )
-    fb.setflags(write=False)
-    return fb
-
-
-def mel_filterbank(cfg: FeatureConfig = FEATURES) -> np.ndarray:
-    """The mel filterbank used by both :func:`mel_spectrogram` and its inverses.
-
-    Notebook: notebooks/01_signal_processing.ipynb
-
-    Args:
-        cfg: Feature configuration (sr, n_fft, n_mels, fmin, fmax, htk, norm).
-
-    Returns:
-        Read-only matrix of shape (n_mels, 1 + n_fft // 2).
-    """
-    return _mel_basis(cfg)
 
 
 def mel_spectrogram(y: np.ndarray, cfg: FeatureConfig = FEATURES) -> np.ndarray:

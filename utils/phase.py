@@ -43,8 +43,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from utils.audio import FEATURES, FeatureConfig
 from utils.errors import OptionError
+from utils.features import FEATURES, FeatureConfig, mel_filterbank
 
 __all__ = ["INITS", "GAMMA_HANN", "torch_stft", "torch_istft", "project_consistent",
            "project_magnitude", "mel_magnitude_step", "pghi", "phase_gradients",
@@ -100,8 +100,6 @@ def project_magnitude(X: Tensor, magnitude: Tensor, eps: float = 1e-12) -> Tenso
 
 
 def _filterbank(cfg: FeatureConfig, device: torch.device | str = "cpu") -> Tensor:
-    from utils.audio import mel_filterbank
-
     return torch.from_numpy(np.array(mel_filterbank(cfg), dtype=np.float32)).to(device)
 
 

@@ -349,9 +349,10 @@ class MelVQVAE(MelLatentRate, nn.Module):
         """The codec's decoder: indices → log-mel → waveform.
 
         The log-mel becomes a waveform by filterbank inversion and Griffin-Lim (the default),
-        or by any other reconstruction (``vocoder``: a string of :mod:`utils.reconstruction`,
-        ``"pghi:32"`` or a checkpoint path, or anything with ``synthesize(logmel, length)``: a
-        :class:`utils.reconstruction.Reconstruction`, a :class:`utils.models.vocoder.MelVocoder`).
+        or by any other reconstruction: anything with ``synthesize(logmel, length)``, such as
+        ``utils.reconstruction.reconstruction("melgl:32")`` or a
+        :class:`utils.models.vocoder.MelVocoder` (a model does not load other models, so a
+        string such as ``"melgl:32"`` is turned into one by :mod:`utils.reconstruction`).
 
         Notebook: notebooks/02_vq_vae.ipynb
 
@@ -363,15 +364,18 @@ class MelVQVAE(MelLatentRate, nn.Module):
             vocoder: A reconstruction (see above), or ``None`` / ``"griffinlim"`` for
                 Griffin-Lim with ``n_iter`` iterations.
 
+        Raises:
+            TypeError: ``vocoder`` is another string (a specification: resolve it with
+                ``utils.reconstruction.reconstruction``).
+
         Returns:
             The waveform, float32.
         """
         frames = 1 + length // self.features.hop_length
         L_hat = self.decode_indices(indices.to(self.codebook_device), frames)[0].cpu().numpy()
         if isinstance(vocoder, str) and vocoder != "griffinlim":
-            from utils.reconstruction import reconstruction
-
-            vocoder = reconstruction(vocoder, option="vocoder")
+            raise TypeError(f"vocoder={vocoder!r}: pass utils.reconstruction.reconstruction"
+                            f"({vocoder!r}), the object that synthesizes")
         if vocoder is not None and vocoder != "griffinlim":
             return vocoder.synthesize(L_hat, length)
         return log_mel_to_audio(L_hat, self.features, n_iter=n_iter, length=length, seed=seed)
