@@ -2,7 +2,9 @@
 
 Readers without Debian's ``codec2`` and ``opus-tools`` (Colab, most laptops) still hear the
 anchors of the listening ladder, because their decoded outputs ship in ``data/listening/``.
-The source is a clip of the bundled synthetic set, so everything written here is CC0-1.0.
+The source is a real recording bundled in ``data/real_speech/speech_commands/`` (Google's
+Speech Commands, a testing-split speaker no shipped model trained on), so what is written
+here is derived from it and shares its licence, CC BY 4.0 (© Google; ``data/README.md``).
 
 Usage (from the repository root; needs ``c2enc``/``c2dec`` and ``opusenc``/``opusdec``)::
 
@@ -27,9 +29,11 @@ from utils.data import SpeechCommands  # noqa: E402
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=ROOT / "data" / "listening")
-    p.add_argument("--index", type=int, default=0, help="test clip of data/speech_words")
+    p.add_argument("--index", type=int, default=0,
+                   help="clip of data/real_speech/speech_commands (its testing split, in order)")
     a = p.parse_args()
-    test_set = SpeechCommands(ROOT / "data" / "speech_words", split="testing", length=None)
+    test_set = SpeechCommands(ROOT / "data" / "real_speech" / "speech_commands", split="testing",
+                              length=None)
     source = test_set.files[a.index]
     y = audio.load(source)
     a.out.mkdir(parents=True, exist_ok=True)
