@@ -589,6 +589,8 @@ import torch
 from utils.tasks import vocoder as task
 from utils.train import main
 
+# as in a terminal: a test runner started in the background inherits SIGINT ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
 fault, at = sys.argv[1], int(sys.argv[2])
 calls = {"save": 0, "loss": 0}
 real_save, real_loss = torch.save, task.VocoderTask.loss
