@@ -10,7 +10,7 @@ Cases (CPU, ``torch.set_num_threads(2)`` unless ``--threads``):
 
 Candidates: complexPyTorch 0.4 (``ComplexConv2d`` / ``ComplexLinear`` / ``ComplexBatchNorm2d``),
 native complex64 (``F.conv2d`` / ``F.linear`` on complex tensors), each implementation of
-:mod:`utils.complex.layers` (``gauss`` = the ``"auto"`` default for convolutions, ``block``,
+:mod:`utils.complex.functional` (``gauss`` = the ``"auto"`` default for convolutions, ``block``,
 ``native``), and one real op of the same shape (the three-multiplication floor is 3x one real
 conv). All complex candidates get the same NCHW-contiguous complex64 input, which requires grad
 (a layer inside a network); one extra row feeds the channels-last input that the previous layer of
@@ -46,7 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from utils.complex.layers import ComplexConv2d, ComplexLinear  # noqa: E402
+from utils.complex.conv import ComplexConv2d  # noqa: E402
+from utils.complex.linear import ComplexLinear  # noqa: E402
 
 try:  # complexPyTorch is the anchor; the benchmark still runs without it
     from complexPyTorch import complexLayers as cpt

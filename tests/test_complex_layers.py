@@ -18,20 +18,13 @@ from torch import nn
 from torch.autograd import gradcheck
 
 from utils.complex.activations import Cardioid, CLeakyReLU, CReLU, ModReLU, ZReLU
+from utils.complex.conv import ComplexConv1d, ComplexConv2d, ComplexConvTranspose2d
+from utils.complex.dropout import ComplexDropout, ComplexDropout2d
+from utils.complex.functional import IMPLS, complex_conv, complex_linear
+from utils.complex.heads import ComplexToReal
 from utils.complex.init import complex_fans, complex_init_
-from utils.complex.layers import (
-    IMPLS,
-    ComplexConv1d,
-    ComplexConv2d,
-    ComplexConvTranspose2d,
-    ComplexDropout,
-    ComplexDropout2d,
-    ComplexLinear,
-    ComplexToReal,
-    complex_conv,
-    complex_linear,
-)
 from utils.complex.layout import to_complex, to_trailing
+from utils.complex.linear import ComplexLinear
 from utils.complex.pooling import (
     ComplexAdaptiveAvgPool1d,
     ComplexAdaptiveAvgPool2d,

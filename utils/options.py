@@ -26,7 +26,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NoReturn
 
-__all__ = ["Number", "Parser", "numeric_options", "COUNT", "COUNT0", "SEED", "STEPS",
+from utils.errors import OptionError
+
+__all__ = ["Number", "Parser", "numeric_options", "check_size", "COUNT", "COUNT0", "SEED", "STEPS",
            "RATE", "WEIGHT", "SHARE", "MINUTES", "DECIBELS", "KBPS", "BITRATE", "WIDTH",
            "HUGE"]
 
@@ -127,6 +129,21 @@ KBPS = Number(float, 0.0, 10_000.0, low_open=True)
 BITRATE = Number(float, 0.0, 10_000_000.0, low_open=True)
 #: A width multiplier of a network (> 0, at most 1024).
 WIDTH = Number(float, 0.0, 1024.0, low_open=True)
+
+
+def check_size(option: str, value: object) -> None:
+    """Refuse a number (not a ``bool``) that is NaN, infinite or larger in size than
+    :data:`HUGE`: no hyper-parameter of the collection can be one.
+
+    Notebook: notebooks/02_vq_vae.ipynb
+
+    Raises:
+        OptionError: Naming ``option`` and the value.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not (
+            math.isfinite(value) and abs(value) <= HUGE):
+        raise OptionError(option, f"must be a finite number of at most {HUGE:g} in size, "
+                                  f"got {value}")
 
 
 class Parser(argparse.ArgumentParser):

@@ -397,22 +397,18 @@ def check_per_clip(path: Path | None) -> None:
     writable_folder(path.resolve().parent, "--per-clip")
 
 
-def clip_files(a: argparse.Namespace, positive: Sequence[str] = ()) -> list[Path]:
-    """Check the options of :func:`add_clip_scoring_arguments` before anything loads; the files.
+def clip_files(a: argparse.Namespace) -> list[Path]:
+    """Check the files and paths of :func:`add_clip_scoring_arguments` before anything loads
+    (the numbers were checked by their declared ranges while parsing); the files.
 
     Notebook: notebooks/02_vq_vae.ipynb
 
     Args:
         a: The parsed options.
-        positive: Further integer options that must be at least 1 (attribute names).
 
     Returns:
         The audio files to score (split, ``--every`` and ``--limit`` applied).
     """
-    for name in ("limit", "every", *positive):
-        value = getattr(a, name)
-        if value is not None and value < 1:
-            raise OptionError(f"--{name.replace('_', '-')}", f"must be at least 1, got {value}")
     checkpoint = getattr(a, "checkpoint", None)
     if checkpoint is not None and checkpoint != "-" and not Path(checkpoint).is_file():
         raise OptionError(checkpoint, "checkpoint file not found")

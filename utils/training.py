@@ -58,7 +58,7 @@ from utils.checkpoint import (
     writable_folder,
 )
 from utils.errors import OptionError, TrainingInterrupted
-from utils.options import HUGE
+from utils.options import check_size
 from utils.runlock import LOCK_NAME, RunLock
 
 __all__ = [
@@ -130,11 +130,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # NaN and infinity pass every "< 0" test below
-            value = getattr(self, f.name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and not (
-                    math.isfinite(value) and abs(value) <= HUGE):
-                raise OptionError(_flag(f.name), f"must be a finite number of at most {HUGE:g} "
-                                                 f"in size, got {value}")
+            check_size(_flag(f.name), getattr(self, f.name))
         positive = ("steps", "batch_size", "log_every", "val_every", "save_every")
         for name in positive:
             if getattr(self, name) < 1:
@@ -215,10 +211,7 @@ def override(config: Any, items: list[str], option: str = "--set") -> Any:
         except ValueError:
             raise OptionError(f"{option} {item}", f"{key} takes a {kind.__name__}") from None
     for key, value in changes.items():  # no hyper-parameter is NaN, infinite or absurd
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not (
-                math.isfinite(value) and abs(value) <= HUGE):
-            raise OptionError(f"{option} {key}={value}",
-                              f"must be a finite number of at most {HUGE:g} in size")
+        check_size(f"{option} {key}={value}", value)
     try:
         return dataclasses.replace(config, **changes)
     except OptionError:

@@ -41,7 +41,6 @@ from utils.audio import FEATURES, log_mel, mel_spectrogram, mel_to_audio
 from utils.baselines import (
     CODEC2_MODES,
     OPUS_KBPS_RANGE,
-    check_opus_kbps,
     codec2_delay,
     codec2_roundtrip,
     opus_delay,
@@ -517,16 +516,6 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
 def _check_eval_options(a: argparse.Namespace) -> list[Path]:
     """Every option of the evaluation, checked before anything loads; the files to score."""
-    for name in ("max_bitrate", "opus_kbps"):
-        value = getattr(a, name)
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise OptionError(f"--{name.replace('_', '-')}", f"must be positive, got {value}")
-    for name in ("depth", "gl_iters"):
-        value = getattr(a, name)
-        if value is not None and value < 1:
-            raise OptionError(f"--{name.replace('_', '-')}", f"must be at least 1, got {value}")
-    if a.baseline == "opus":
-        check_opus_kbps(a.opus_kbps)
     if a.ladder and (a.baseline is not None or a.depth is not None):
         raise OptionError("--ladder", "measures a codec checkpoint at every depth: "
                                       "not with --baseline or --depth")

@@ -540,10 +540,6 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
     """
     from utils.distributed import resolve_device
 
-    for name in ("every", "limit"):
-        value = getattr(a, name)
-        if value is not None and value < 1:
-            raise OptionError(f"--{name}", f"must be at least 1, got {value}")
     if a.make_test_set is not None:
         data, noise = a.data, a.noise
         if a.checkpoint != "-":

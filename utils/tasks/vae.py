@@ -214,7 +214,7 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
     """
     from utils.distributed import resolve_device
 
-    files = scoring.clip_files(a, ("gl_iters",))
+    files = scoring.clip_files(a)
     device = resolve_device(a.device)
     model = MelVAE.from_checkpoint(a.checkpoint, map_location=device)
     kl = [0.0, 0]  # nats, latent frames

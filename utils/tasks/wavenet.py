@@ -181,8 +181,6 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
     Returns:
         ``bits_per_sample``, ``n_clips``, ``n_failed``.
     """
-    if a.crops < 1:
-        raise OptionError("--crops", f"must be at least 1, got {a.crops}")
     if not Path(a.checkpoint).is_file():
         raise OptionError(a.checkpoint, "checkpoint file not found")
     if not Path(a.data_dir).is_dir():

@@ -88,13 +88,9 @@ def train_command(args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
 
 def _check_train_options(args: argparse.Namespace) -> None:
     """Refuse a bad option of ``train words`` before any data loads."""
-    if args.epochs < 1:
-        raise OptionError("--epochs", f"must be at least 1, got {args.epochs}")
     for arch in args.arch:  # builds (and so checks) each configuration
         WordsConfig(arch, args.kind[0], (), args.lenet_width if arch == "lenet"
                     else args.vgg_width, args.vgg, args.dropout)
-    if args.max_shift < 0:
-        raise OptionError("--max-shift", f"must not be negative, got {args.max_shift}")
     for option, folder in (("--data", args.data), ("--real-dir", args.real_dir)):
         if folder is not None and not Path(folder).is_dir():
             raise OptionError(option, f"no such folder: {folder}")
@@ -200,8 +196,6 @@ def evaluate_command(a: argparse.Namespace) -> dict[str, Any]:
         raise OptionError(missing[0], "checkpoint file not found")
     if not Path(a.data_dir).is_dir():
         raise OptionError(a.data_dir, "no such folder")
-    if a.threads is not None and a.threads < 1:
-        raise OptionError("--threads", f"must be at least 1, got {a.threads}")
     classes = list(load_model(a.checkpoints[0])[1]["config"]["words"])
     folders = [d.name for d in sorted(Path(a.data_dir).iterdir()) if d.is_dir()]
     words = a.words or [w for w in folders if w in classes]
